@@ -1,0 +1,3 @@
+from logwatch.cli import cli
+
+cli(prog_name="logwatch")

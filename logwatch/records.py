@@ -1,0 +1,129 @@
+"""The typed records that pass between pipeline stages.
+
+Every stage takes and returns these frozen dataclasses; no stage passes dicts of strings. Byte offsets
+are positions in the file's (decompressed) byte stream; line numbers are 1-based.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# JSON attribute values kept from JSON log lines (nested objects are flattened to dotted keys).
+FieldValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileSnapshot:
+    """What the watcher saw of one regular file, from ``stat`` alone (the file is not opened)."""
+
+    path: str  # absolute path
+    rel_path: str  # path relative to the log root, '/'-separated
+    stream: str  # logical log this file belongs to: rotated siblings share one stream
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    attr_hash: str  # hash of (dev, ino, size, mtime_ns, ctime_ns): unchanged hash => not opened
+    compressed: bool  # .gz / .bz2: read through a decompressor, offsets are decompressed bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """One complete line read from a file, without its line terminator."""
+
+    offset: int  # byte offset of the first byte of the line
+    line_no: int  # 1-based line number in the file
+    text: str  # decoded with errors="replace"; NUL replaced; one trailing '\r' stripped
+    truncated: bool = False  # the line was longer than max_line_bytes and was cut
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """The complete lines of one bounded read, and where the next read starts."""
+
+    lines: tuple[RawLine, ...]
+    end_offset: int  # just past the last '\n' consumed; never past a partial line
+    end_line_no: int  # number of lines consumed up to end_offset
+    at_eof: bool  # nothing complete remains to read right now
+    bytes_read: int  # bytes consumed by this read (end_offset - start offset)
+    problem: str | None = None  # e.g. "truncated gzip stream": reported, never silently dropped
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedLine:
+    """Header fields taken from one line; ``message`` is what gets templated."""
+
+    message: str  # the body, header stripped (the whole line when no layout matched)
+    timestamp: datetime | None = None  # aware when the log states a zone, naive otherwise
+    level: str | None = None  # normalised: TRACE DEBUG INFO NOTICE WARN ERROR CRITICAL FATAL
+    host: str | None = None
+    process: str | None = None
+    pid: int | None = None
+    fields: Mapping[str, FieldValue] = field(default_factory=dict)  # JSON attributes
+    layout: str = "plain"  # name of the recognised layout
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One log event: a line, or a line and its continuation lines (stack traces)."""
+
+    offset: int  # byte offset of the first line
+    line_no: int  # line number of the first line
+    end_offset: int  # just past the last line of the event
+    n_lines: int
+    text: str  # the raw lines joined with '\n'
+    parsed: ParsedLine  # header of the first line; message includes continuation lines
+    truncated: bool = False
+    count: int = 1  # identical events collapsed into this one within a batch
+
+
+class TemplateChange(enum.Enum):
+    """What templating one message did to its stream's template set."""
+
+    CREATED = "created"
+    CHANGED = "changed"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateMatch:
+    """The template an event belongs to."""
+
+    template_id: int  # stable per stream, across restarts
+    template: str  # template text, masked values shown as <NUM>, <IP>, ... and <*>
+    change: TemplateChange
+    slot_values: tuple[str, ...]  # original text at each variable position, in order
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateRow:
+    """One stream's template as persisted: enough to rebuild the miner exactly, without pickle."""
+
+    template_id: int
+    template_tokens: tuple[str, ...]  # current template
+    creation_tokens: tuple[str, ...]  # tokens of the message that created it (its tree path)
+    size: int  # events matched so far
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """One anomalous event, as stored and as printed."""
+
+    stream: str
+    path: str
+    line: int
+    offset: int
+    timestamp: str | None  # ISO-8601 from the log, when parsed
+    detected_at: str  # ISO-8601 UTC
+    severity: int  # 0-100, comparable across streams; higher is more anomalous
+    score: float  # raw detector score; higher is more anomalous
+    reasons: tuple[str, ...]
+    template: str
+    text: str
+    count: int = 1
+    level: str | None = None
+    id: int | None = None
