@@ -1,7 +1,7 @@
 """The typed records that pass between pipeline stages.
 
-Every stage takes and returns these frozen dataclasses; no stage passes dicts of strings. Byte offsets
-are positions in the file's (decompressed) byte stream; line numbers are 1-based.
+Every stage takes and returns these frozen dataclasses; no stage passes dicts of strings.
+Byte offsets are positions in the file's (decompressed) byte stream; line numbers are 1-based.
 """
 
 from __future__ import annotations
@@ -127,3 +127,46 @@ class Anomaly:
     count: int = 1
     level: str | None = None
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventSketch:
+    """The compact description of an event that detection needs; kept (bounded) for training."""
+
+    template_id: int
+    level: str | None
+    slots: tuple[tuple[int, str], ...]  # (template token position, original value)
+    length: int
+    trouble: bool = False  # the template contains a word that means something went wrong
+    fields: tuple[tuple[str, str], ...] = ()  # JSON events: scalar attributes, as text
+    position: int = 0  # events the stream had before this one (early events are not news)
+
+
+@dataclass(frozen=True, slots=True)
+class RareSlot:
+    """The most surprising variable value of an event, for its reasons."""
+
+    position: int  # template token position; -1 for a JSON field
+    value: str
+    count: int  # times this value was seen in this slot
+    slot_total: int  # values seen in this slot
+    usual: tuple[str, ...]  # the slot's most common values
+    field: str | None = None  # the JSON field name, for field slots
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Name-keyed feature values of one event, and the facts behind them (for reasons)."""
+
+    values: Mapping[str, float]
+    template_size: int
+    events_total: int
+    level: str | None
+    level_share: float  # share of the stream's events with this level
+    top_level: str | None  # the stream's most common level
+    top_level_share: float
+    rare_slot: RareSlot | None
+    nearest: str | None  # nearest established template, when the event's template is rare
+    novelty: float  # normalised edit distance to ``nearest`` (0 = identical, 1 = nothing alike)
+    long_value: str | None = None  # the variable value whose length is furthest from its slot's
+    position: int = 0  # events the stream had before this one

@@ -1,0 +1,159 @@
+"""The one frozen Config. Every default lives here.
+
+Precedence, lowest first: defaults < TOML file (``--config``) < environment (``LOGWATCH_*``)
+< command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logwatch.errors import ConfigError
+
+ENV_PREFIX = "LOGWATCH_"
+
+
+def default_state_dir() -> Path:
+    """Where the embedded database lives unless ``--db-url`` says otherwise."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "logwatch"
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{default_state_dir() / 'logwatch.db'}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything logwatch can be told; the README lists each setting."""
+
+    log_dir: Path | None = None
+    db_url: str = field(default_factory=default_db_url)
+    once: bool = False
+    poll_interval: float = 2.0  # seconds between polls in daemon mode
+    include: tuple[str, ...] = ()  # empty = the watcher's default log-ish names
+    exclude: tuple[str, ...] = ()
+    # Reading: memory is bounded by chunk_bytes + max_line_bytes per file batch, not by input size.
+    chunk_bytes: int = 1 << 20
+    max_line_bytes: int = 64 * 1024
+    multiline_flush_seconds: float = 5.0  # a quiet file's held-back last event is scored after this
+    # Templates (Drain3).
+    template_sim_th: float = 0.4
+    template_depth: int = 4
+    # Detection.
+    train_min_events: int = 200  # live mode: a stream's model is trained once it has this many
+    max_train_samples: int = 4096  # events kept to fit a stream model (bounded memory)
+    n_estimators: int = 100
+    random_state: int = 42
+    min_severity: int = 40  # anomalies below this severity are not recorded
+    verbosity: int = 0  # -1 quiet, 0 default, 1+ verbose
+    shutdown_timeout: float = 10.0
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    """Convert a TOML or environment value to the field's type; name the value when it is wrong."""
+    current = getattr(Config(), name)
+    try:
+        if isinstance(current, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(current, int):
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, tuple):
+            if isinstance(raw, str):
+                return tuple(p.strip() for p in raw.split(",") if p.strip())
+            if isinstance(raw, list) and all(isinstance(p, str) for p in raw):
+                return tuple(raw)
+            raise ValueError
+        if name == "log_dir":
+            return Path(str(raw))
+        return str(raw)
+    except (TypeError, ValueError):
+        kind = type(current).__name__ if current is not None else "path"
+        raise ConfigError(f"{source}: {name} = {raw!r} is not a valid {kind}") from None
+
+
+def load_config(
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the Config from a TOML file, the environment and flag overrides (None = not given)."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            with open(config_file, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(config_file)!r} does not exist") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"config file {str(config_file)!r} cannot be read: {exc.strerror}"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"config file {str(config_file)!r} is not valid TOML: {exc}"
+            ) from None
+        section = data.get("logwatch", data)
+        for key, raw in section.items():
+            name = key.replace("-", "_")
+            if name not in _FIELDS or isinstance(raw, dict):
+                valid = ", ".join(sorted(_FIELDS))
+                raise ConfigError(
+                    f"{config_file}: unknown setting {key!r}; valid settings: {valid}"
+                )
+            values[name] = _coerce(name, raw, str(config_file))
+    env = os.environ if env is None else env
+    for name in _FIELDS:
+        raw_env = env.get(ENV_PREFIX + name.upper())
+        if raw_env is not None and raw_env != "":
+            values[name] = _coerce(name, raw_env, ENV_PREFIX + name.upper())
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    config = Config(**values)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    positive = ("chunk_bytes", "max_line_bytes", "n_estimators", "max_train_samples")
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name} = {getattr(config, name)!r} must be a positive integer")
+    if config.poll_interval <= 0:
+        raise ConfigError(
+            f"poll_interval = {config.poll_interval!r} must be greater than 0 seconds"
+        )
+    if not 0 <= config.min_severity <= 100:
+        raise ConfigError(f"min_severity = {config.min_severity!r} must be between 0 and 100")
+    if not 0.0 < config.template_sim_th < 1.0:
+        raise ConfigError(f"template_sim_th = {config.template_sim_th!r} must be between 0 and 1")
+    if config.template_depth < 3:
+        raise ConfigError(f"template_depth = {config.template_depth!r} must be at least 3")
+    if config.train_min_events < 10:
+        raise ConfigError(f"train_min_events = {config.train_min_events!r} must be at least 10")

@@ -1,0 +1,173 @@
+"""The loop: interval, signals, graceful stop, single-instance lock, back-off, health.
+
+The only module that reads the wall clock or handles signals; everything below it gets ``now``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import random
+import signal
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any, TextIO
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+
+from logwatch.config import Config
+from logwatch.errors import AlreadyRunningError, StorageError
+from logwatch.pipeline import Pipeline, PollSummary
+from logwatch.storage import Store
+
+log = logging.getLogger(__name__)
+
+
+class InstanceLock:
+    """One daemon per (database, node): a lock file beside an SQLite database, a session-level
+    advisory lock on PostgreSQL. Held for the life of the process; the OS or the server releases
+    it when the process dies, even by kill -9."""
+
+    def __init__(self, store: Store, node: str) -> None:
+        self.store = store
+        self.node = node
+        self._file: TextIO | None = None
+        self._conn: Connection | None = None
+
+    def acquire(self) -> None:
+        what = f"node {self.node!r} on this database"
+        if self.store.dialect == "sqlite":
+            database = make_url(self.store.url).database or ""
+            if database in ("", ":memory:"):
+                return
+            fh = open(f"{database}.lock", "a+")  # noqa: SIM115 - held open for the process lifetime
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                raise AlreadyRunningError(
+                    f"another logwatch is already running for {what}"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            self._file = fh
+            return
+        key = zlib.crc32(f"logwatch:{self.store.schema or ''}:{self.node}".encode())
+        conn = self.store.engine.connect()
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        conn.commit()
+        if not got:
+            conn.close()
+            raise AlreadyRunningError(f"another logwatch is already running for {what}")
+        self._conn = conn
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - closing the session releases the lock anyway
+                pass
+            self._conn = None
+
+
+@dataclass
+class Backoff:
+    """Exponential back-off with full jitter, capped: a database outage never spins or gives up."""
+
+    base: float = 1.0
+    cap: float = 30.0
+    attempt: int = 0
+
+    def next_delay(self, rng: random.Random) -> float:
+        self.attempt += 1
+        return rng.uniform(0, min(self.cap, self.base * 2 ** (self.attempt - 1)))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; stopping after the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run_daemon(
+    config: Config,
+    store: Store,
+    *,
+    node: str,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    on_poll: Callable[[PollSummary], Any] | None = None,
+) -> None:
+    """Poll every ``config.poll_interval`` seconds until ``stop`` is set (SIGTERM / SIGINT)."""
+    stop = stop or threading.Event()
+    started = datetime.now(UTC)
+    rng = random.Random()
+    backoff = Backoff()
+    pipeline: Pipeline | None = None
+    _health(store, node, "starting", started)
+    while not stop.is_set():
+        t0 = clock()
+        try:
+            if pipeline is None:
+                pipeline = Pipeline(config, store, stop=stop)
+            summary = pipeline.poll(datetime.now(UTC))
+        except StorageError as exc:
+            delay = backoff.next_delay(rng)
+            log.warning("database problem (%s); degraded, retrying in %.1f s", exc, delay)
+            _health(store, node, "degraded", started, error=str(exc))
+            stop.wait(delay)
+            continue
+        backoff.reset()
+        elapsed = clock() - t0
+        _health(store, node, "running", started, poll_ms=elapsed * 1000.0)
+        if summary.lines or summary.errors:
+            log.info(
+                "poll: %d lines, %d events, %d anomalies, %d errors in %.0f ms",
+                summary.lines,
+                summary.events,
+                summary.anomalies,
+                len(summary.errors),
+                elapsed * 1000.0,
+            )
+        for path, error in summary.errors:
+            log.warning("%s: %s", path, error)
+        if on_poll is not None:
+            on_poll(summary)
+        stop.wait(max(0.0, config.poll_interval - elapsed))
+    _health(store, node, "stopped", started)
+
+
+def _health(
+    store: Store,
+    node: str,
+    state: str,
+    started: datetime,
+    *,
+    poll_ms: float | None = None,
+    error: str | None = None,
+) -> None:
+    try:
+        store.record_daemon(
+            node, state=state, started_at=started, last_poll_ms=poll_ms, error=error
+        )
+    except StorageError:
+        pass  # health is best effort: the database being down is exactly what it would report

@@ -1,0 +1,145 @@
+"""Detectors only score; deciding what is an anomaly is ``decide.py``'s job.
+
+One score direction everywhere: **higher means more anomalous**.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import Levenshtein
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import IsolationForest
+
+from logwatch.errors import NotFittedError
+
+
+class StreamDetector(BaseEstimator):  # type: ignore[misc]
+    """IsolationForest over a stream's event feature vectors.
+
+    Follows scikit-learn's estimator rules: ``__init__`` only stores parameters, ``fit`` returns
+    self, learned state ends in ``_``. Persisted as its parameters plus training matrix and refitted
+    on load: fitting is seeded, so the reloaded model scores bit-identically, and nothing read back
+    from the database can execute code (no pickle).
+
+    Parameters
+    ----------
+    n_estimators : int, default=100
+    max_samples : int or "auto", default="auto"
+    random_state : int, default=42
+
+    Examples
+    --------
+    >>> det = StreamDetector(random_state=0).fit([[0.0], [0.1], [0.0], [0.2]] * 20, ("x",))
+    >>> bool(det.score([[5.0]])[0] > det.score([[0.1]])[0])
+    True
+    """
+
+    def __init__(
+        self, n_estimators: int = 100, max_samples: int | str = "auto", random_state: int = 42
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.random_state = random_state
+
+    def fit(self, X: Sequence[Sequence[float]], feature_names: Sequence[str]) -> StreamDetector:
+        matrix = np.asarray(X, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[0] < 2 or matrix.shape[1] != len(feature_names):
+            raise ValueError(
+                f"fit needs at least 2 rows of {len(feature_names)} features, "
+                f"got shape {matrix.shape}"
+            )
+        self.forest_ = IsolationForest(
+            n_estimators=self.n_estimators,
+            max_samples=self.max_samples,
+            random_state=self.random_state,
+        ).fit(matrix)
+        self.feature_names_ = tuple(feature_names)
+        self.training_ = matrix
+        # Calibration: where a score falls among the model's own training scores.
+        self.train_scores_ = np.sort(self._raw(matrix))
+        self.n_samples_seen_ = matrix.shape[0]
+        return self
+
+    def _raw(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+        # sklearn's score_samples is "the lower, the more abnormal"; we want high = anomalous.
+        return np.asarray(-self.forest_.score_samples(matrix), dtype=np.float64)
+
+    def score(self, X: Sequence[Sequence[float]]) -> NDArray[np.float64]:
+        """Anomaly scores (higher is more anomalous) for a batch of rows."""
+        if not hasattr(self, "forest_"):
+            raise NotFittedError("StreamDetector is not fitted yet; call fit first")
+        matrix = np.asarray(X, dtype=np.float64)
+        if matrix.size == 0:
+            return np.zeros(0)
+        return self._raw(matrix.reshape(len(matrix), -1))
+
+    def tail(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
+        """For each score, the (smoothed) share of training events scoring at least as high."""
+        n = len(self.train_scores_)
+        at_least = n - np.searchsorted(self.train_scores_, scores, side="left")
+        return np.asarray((at_least + 1) / (n + 1), dtype=np.float64)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "params": self.get_params(),
+            "feature_names": list(self.feature_names_),
+            "training": self.training_.tolist(),
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        params: dict[str, Any],
+        feature_names: Sequence[str],
+        training: Sequence[Sequence[float]],
+    ) -> StreamDetector:
+        allowed = {"n_estimators", "max_samples", "random_state"}
+        return cls(**{k: v for k, v in params.items() if k in allowed}).fit(training, feature_names)
+
+
+class NoveltyDetector:
+    """How unlike anything established an event's template is: the normalised Levenshtein distance
+    to the nearest established template (0 identical, 1 nothing alike).
+
+    Cost is bounded: only rare templates are compared (the pipeline asks only for those), against
+    at most ``max_candidates`` established templates, skipping candidates whose length alone rules
+    them out, and results are cached per template text.
+    """
+
+    def __init__(self, max_candidates: int = 200, cache_size: int = 4096) -> None:
+        self.max_candidates = max_candidates
+        self.cache_size = cache_size
+        self._cache: dict[tuple[str, int], tuple[float, str | None]] = {}
+
+    def nearest(
+        self,
+        text: str,
+        established: Sequence[str],
+        generation: int = 0,
+    ) -> tuple[float, str | None]:
+        """(distance, nearest template); ``generation`` changes when the established set does."""
+        key = (text, generation)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        best, best_text = 1.0, None
+        n = len(text)
+        for candidate in established[: self.max_candidates]:
+            m = len(candidate)
+            longest = max(n, m, 1)
+            if abs(n - m) / longest >= best:  # the length difference alone is already worse
+                continue
+            cutoff = int(best * longest)
+            d = Levenshtein.distance(text, candidate, score_cutoff=cutoff) / longest
+            if d < best:
+                best, best_text = d, candidate
+                if best == 0.0:
+                    break
+        if len(self._cache) >= self.cache_size:
+            self._cache.clear()
+        self._cache[key] = (best, best_text)
+        return best, best_text

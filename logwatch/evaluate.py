@@ -1,0 +1,93 @@
+"""Score reported anomalies against a labels file (``path,line[,kind]``): precision, recall, F1.
+
+A label matches an anomaly of the same file whose event starts at that line; ``path`` in the labels
+file is relative to the log root (or absolute).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from logwatch.errors import ConfigError
+from logwatch.records import Anomaly
+
+
+@dataclass(frozen=True)
+class Label:
+    path: str
+    line: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    labelled: int
+    reported: int
+    true_positives: int
+    lines_total: int | None
+    missed: tuple[Label, ...]
+    kinds_found: dict[str, tuple[int, int]]  # kind -> (found, labelled)
+
+    @property
+    def precision(self) -> float:
+        return self.true_positives / self.reported if self.reported else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.true_positives / self.labelled if self.labelled else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def false_positive_rate(self) -> float | None:
+        if not self.lines_total:
+            return None
+        negatives = self.lines_total - self.labelled
+        return (self.reported - self.true_positives) / negatives if negatives else 0.0
+
+
+def read_labels(path: Path) -> list[Label]:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise ConfigError(f"labels file {str(path)!r} cannot be read: {exc.strerror}") from None
+    labels = []
+    for n, row in enumerate(rows, start=2):
+        try:
+            labels.append(Label(row["path"], int(row["line"]), row.get("kind") or ""))
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(
+                f"{path}:{n}: expected columns path,line[,kind] with an integer line, got {row!r}"
+            ) from None
+    return labels
+
+
+def evaluate(
+    anomalies: Iterable[Anomaly],
+    labels: Iterable[Label],
+    root: Path,
+    lines_total: int | None = None,
+) -> Evaluation:
+    root = root.resolve()
+
+    def key(path: str) -> str:
+        p = Path(path)
+        return str((p if p.is_absolute() else root / p).resolve())
+
+    label_list = list(labels)
+    wanted = {(key(lb.path), lb.line): lb for lb in label_list}
+    reported = {(key(a.path), a.line) for a in anomalies}
+    hits = reported & wanted.keys()
+    kinds: dict[str, tuple[int, int]] = {}
+    for k, lb in wanted.items():
+        found, total = kinds.get(lb.kind, (0, 0))
+        kinds[lb.kind] = (found + (k in hits), total + 1)
+    missed = tuple(lb for k, lb in wanted.items() if k not in hits)
+    return Evaluation(len(wanted), len(reported), len(hits), lines_total, missed, kinds)

@@ -1,0 +1,267 @@
+"""Pure feature computation: stream statistics in, name-keyed feature vectors out.
+
+``StreamStats`` is the bounded, incrementally updated summary of one stream (template counts, level
+counts, per-slot value histograms). It holds no file or database handle; the pipeline persists it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from logwatch.records import EventSketch, Features, RareSlot
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "template_rarity",
+    "level_rarity",
+    "slot_rarity",
+    "slot_length",
+    "novelty",
+    "trouble",
+)
+
+# Only levels that signal trouble add rarity: a rare DEBUG line is not news.
+LEVEL_WEIGHT = {"WARN": 0.5, "ERROR": 1.0, "CRITICAL": 1.0, "FATAL": 1.0}
+
+# Words that mean something went wrong, in any log format. On their own they prove nothing (many
+# streams log "failed" all day); with a template that is rare in its stream they are evidence.
+TROUBLE_WORDS = re.compile(
+    r"(?i)\b(?:fail(?:s|ed|ure|ing)?|errors?|exceptions?|fatal|panic|denied|refused|invalid|"
+    r"timed?[ -]?out|timeout|unreachable|corrupt(?:ed|ion)?|killed|segfault|abort(?:ed)?|"
+    r"critical|unauthori[sz]ed|forbidden|not available|unavailable|overflow|out of memory|"
+    r"outofmemory\w*|traceback|crash(?:ed)?|violation|attack|malicious)\b"
+)
+
+# A slot that has held more distinct values than this is an identifier (ids, ports, durations);
+# its histogram is dropped. This is also what bounds memory per slot.
+MAX_SLOT_VALUES = 32
+# Below this many observations a slot's statistics say nothing yet.
+MIN_SLOT_OBSERVATIONS = 20
+MAX_SLOT_VALUE_CHARS = 120
+# A value is rare in its slot under this share; a slot is "categorical" (new values there are
+# news) while its other rare values together stay under it too (Good-Turing: the mass of values
+# seen rarely estimates the chance of seeing a new one).
+RARE_SHARE = 0.01
+# JSON fields tracked per stream (beyond this, new field names are ignored: bounded memory).
+MAX_FIELDS = 64
+
+
+def has_trouble_words(text: str) -> bool:
+    return TROUBLE_WORDS.search(text) is not None
+
+
+@dataclass
+class SlotStats:
+    """One variable position of one template: a value histogram (None once high-cardinality) and
+    the running mean/variance of its values' lengths (Welford)."""
+
+    hist: dict[str, int] | None = field(default_factory=dict)
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def observe(self, value: str, count: int) -> None:
+        if self.hist is not None:
+            key = value[:MAX_SLOT_VALUE_CHARS]
+            self.hist[key] = self.hist.get(key, 0) + count
+            if len(self.hist) > MAX_SLOT_VALUES:
+                self.hist = None
+        length = float(len(value))
+        for _ in range(min(count, 3)):  # duplicates add nothing new to a length distribution
+            self.n += 1
+            delta = length - self.mean
+            self.mean += delta / self.n
+            self.m2 += delta * (length - self.mean)
+
+    def length_z(self, value: str) -> float:
+        if self.n < MIN_SLOT_OBSERVATIONS:
+            return 0.0
+        std = math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else 0.0
+        return abs(len(value) - self.mean) / max(std, 1.0, 0.1 * self.mean)
+
+    def copy(self) -> SlotStats:
+        return SlotStats(
+            dict(self.hist) if self.hist is not None else None, self.n, self.mean, self.m2
+        )
+
+    def rare_value(self, value: str) -> tuple[int, int, tuple[str, ...]] | None:
+        """(count, slot total, usual values) when ``value`` is rare in a slot where rare values
+        are themselves rare; None otherwise."""
+        hist = self.hist
+        if not hist:
+            return None
+        slot_total = sum(hist.values())
+        if slot_total < MIN_SLOT_OBSERVATIONS:
+            return None
+        count = max(hist.get(value[:MAX_SLOT_VALUE_CHARS], 1), 1)
+        if count / slot_total >= RARE_SHARE:
+            return None
+        rare_mass = sum(c for c in hist.values() if c / slot_total < RARE_SHARE) - count
+        if rare_mass / slot_total >= RARE_SHARE:
+            return None  # this slot sees rare values all the time: one more is not news
+        usual = tuple(v for v, _ in sorted(hist.items(), key=lambda kv: -kv[1])[:3])
+        return count, slot_total, usual
+
+    def to_json(self) -> dict[str, Any]:
+        return {"v": self.hist, "n": self.n, "mu": self.mean, "m2": self.m2}
+
+    @classmethod
+    def from_json(cls, data: Any) -> SlotStats:
+        if not isinstance(data, dict):
+            return cls()
+        hist = data.get("v")
+        return cls(
+            {str(k): int(v) for k, v in hist.items()} if isinstance(hist, dict) else None,
+            int(data.get("n", 0)),
+            float(data.get("mu", 0.0)),
+            float(data.get("m2", 0.0)),
+        )
+
+
+@dataclass
+class StreamStats:
+    """Counts for one stream; ``slots[template_id][position]`` describes one variable position."""
+
+    events_total: int = 0
+    level_counts: Counter[str] = field(default_factory=Counter)
+    template_counts: dict[int, int] = field(default_factory=dict)
+    slots: dict[int, dict[int, SlotStats]] = field(default_factory=dict)
+    fields: dict[str, SlotStats] = field(default_factory=dict)  # JSON attributes, stream-wide
+
+    def observe(self, sketch: EventSketch, count: int = 1) -> None:
+        self.events_total += count
+        self.level_counts[sketch.level or "NONE"] += count
+        tid = sketch.template_id
+        self.template_counts[tid] = self.template_counts.get(tid, 0) + count
+        for name, value in sketch.fields:
+            stats = self.fields.get(name)
+            if stats is None:
+                if len(self.fields) >= MAX_FIELDS:
+                    continue
+                stats = self.fields[name] = SlotStats()
+            stats.observe(value, count)
+        if not sketch.slots:
+            return
+        per_template = self.slots.setdefault(tid, {})
+        for position, value in sketch.slots:
+            slot = per_template.get(position)
+            if slot is None:
+                slot = per_template[position] = SlotStats()
+            slot.observe(value, count)
+
+    def copy(self) -> StreamStats:
+        return StreamStats(
+            self.events_total,
+            Counter(self.level_counts),
+            dict(self.template_counts),
+            {t: {p: v.copy() for p, v in per.items()} for t, per in self.slots.items()},
+            {name: v.copy() for name, v in self.fields.items()},
+        )
+
+    def fields_json(self) -> dict[str, Any]:
+        return {name: v.to_json() for name, v in self.fields.items()}
+
+    def slots_json(self, template_id: int) -> dict[str, Any]:
+        """The persisted form of a template's slot statistics (JSON object keys are strings)."""
+        return {str(p): v.to_json() for p, v in self.slots.get(template_id, {}).items()}
+
+    @classmethod
+    def restore(
+        cls,
+        events_total: int,
+        level_counts: Mapping[str, int],
+        template_counts: Mapping[int, int],
+        slots: Mapping[int, Mapping[str, Any]],
+        fields: Mapping[str, Any],
+    ) -> StreamStats:
+        restored = {
+            tid: {int(p): SlotStats.from_json(v) for p, v in per.items()}
+            for tid, per in slots.items()
+        }
+        return cls(
+            events_total,
+            Counter({str(k): int(v) for k, v in level_counts.items()}),
+            dict(template_counts),
+            restored,
+            {str(k): SlotStats.from_json(v) for k, v in fields.items()},
+        )
+
+
+def event_features(
+    sketch: EventSketch, stats: StreamStats, *, novelty: float = 0.0, nearest: str | None = None
+) -> Features:
+    """The feature vector of one event against ``stats`` (which already include the event)."""
+    total = max(stats.events_total, 1)
+    size = max(stats.template_counts.get(sketch.template_id, 1), 1)
+    level = sketch.level
+    level_count = max(stats.level_counts.get(level or "NONE", 1), 1)
+    level_rarity = LEVEL_WEIGHT.get(level or "", 0.0) * math.log10(total / level_count)
+    top_level, top_count = (stats.level_counts.most_common(1) or [("NONE", 0)])[0]
+    rare, longest = _slot_evidence(sketch, stats)
+    slot_rarity = math.log10(rare.slot_total / rare.count) if rare is not None else 0.0
+    values = {
+        "template_rarity": math.log10(total / size),
+        "level_rarity": level_rarity,
+        "slot_rarity": slot_rarity,
+        "slot_length": min(longest[0], 20.0),
+        "novelty": novelty,
+        "trouble": 1.0 if sketch.trouble else 0.0,
+    }
+    return Features(
+        values,
+        size,
+        total,
+        level,
+        level_count / total,
+        None if top_level == "NONE" else top_level,
+        top_count / total,
+        rare,
+        nearest,
+        novelty,
+        longest[1],
+        sketch.position,
+    )
+
+
+def _slot_evidence(
+    sketch: EventSketch,
+    stats: StreamStats,
+) -> tuple[RareSlot | None, tuple[float, str | None]]:
+    """The rarest value in a categorical slot, and the value whose length is furthest out.
+
+    JSON events are judged on their fields, stream-wide (``httpStatus`` means the same in every
+    template); other events on their template's variable positions."""
+    best: RareSlot | None = None
+    longest: tuple[float, str | None] = (0.0, None)
+    for name, value in sketch.fields:
+        field_stats = stats.fields.get(name)
+        found = field_stats.rare_value(value) if field_stats is not None else None
+        if found is not None and (
+            best is None or found[0] / found[1] < best.count / best.slot_total
+        ):
+            best = RareSlot(-1, value, found[0], found[1], found[2], name)
+    per_template = stats.slots.get(sketch.template_id) or {}
+    for position, value in sketch.slots:
+        slot = per_template.get(position)
+        if slot is None:
+            continue
+        z = slot.length_z(value)
+        if z > longest[0]:
+            longest = (z, value)
+        if sketch.fields:
+            continue
+        found = slot.rare_value(value)
+        if found is not None and (
+            best is None or found[0] / found[1] < best.count / best.slot_total
+        ):
+            best = RareSlot(position, value, found[0], found[1], found[2])
+    return best, longest
+
+
+def as_matrix(rows: list[Features], names: tuple[str, ...] = FEATURE_NAMES) -> list[list[float]]:
+    """Feature dicts onto a fixed column order; a feature a row lacks is 0 (features may emerge)."""
+    return [[float(r.values.get(n, 0.0)) for n in names] for r in rows]

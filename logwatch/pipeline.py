@@ -1,0 +1,487 @@
+"""Runs the stages for one poll. The only module that knows their order.
+
+watcher -> reader -> parser -> templates -> features -> detectors -> decide -> storage, one
+transaction per file batch. Live mode scores each batch against the stream's statistics so far;
+``--once`` mode first learns each stream completely on a scratch copy of its state, fits the stream
+model on it, then processes (and commits) the stream with every event scored by that model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import re
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from logwatch import parser, reader, watcher
+from logwatch.config import Config
+from logwatch.decide import decide, severity_from_tail, warmup_severity
+from logwatch.detectors import NoveltyDetector, StreamDetector
+from logwatch.errors import SourceError
+from logwatch.features import (
+    FEATURE_NAMES,
+    StreamStats,
+    as_matrix,
+    event_features,
+    has_trouble_words,
+)
+from logwatch.records import (
+    Anomaly,
+    Event,
+    EventSketch,
+    Features,
+    FileSnapshot,
+    TemplateMatch,
+    TemplateRow,
+)
+from logwatch.storage import FileUpdate, Store, StoredModel, StreamUpdate, TrackedFile
+from logwatch.templates import StreamTemplates
+
+log = logging.getLogger(__name__)
+
+_VARIABLE = re.compile(r"<[A-Za-z*]+>")
+# A template is "rare" (worth a novelty check) up to this many events, "established" from this many.
+_RARE_MAX = 3
+_ESTABLISHED_MIN = 5
+
+
+@dataclass
+class StreamRuntime:
+    """What the pipeline keeps in memory for one stream; rebuilt from the database on demand."""
+
+    id: int
+    name: str
+    templates: StreamTemplates
+    stats: StreamStats
+    detector: StreamDetector | None
+    recent: deque[EventSketch]
+
+
+@dataclass
+class Scoring:
+    """What events are scored against: live state, or the frozen result of a --once learning."""
+
+    stats: StreamStats
+    templates: StreamTemplates
+    detector: StreamDetector | None
+
+
+@dataclass
+class PollSummary:
+    files_seen: int = 0
+    files_read: int = 0
+    lines: int = 0
+    events: int = 0
+    anomalies: int = 0
+    bytes: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, other: PollSummary) -> None:
+        for name in ("files_read", "lines", "events", "anomalies", "bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        stop: threading.Event | None = None,
+    ) -> None:
+        if config.log_dir is None:
+            raise SourceError("no log directory given; pass --log-dir DIR")
+        self.config = config
+        self.store = store
+        self.root = Path(config.log_dir)
+        self.novelty = NoveltyDetector()
+        # Checked between batches: a stop request finishes the batch in hand, then returns.
+        self.stop = stop or threading.Event()
+        self._streams: dict[str, StreamRuntime] = {}
+        self._files: dict[str, TrackedFile] = store.active_files()
+        self._files_stale = False
+
+    # ------------------------------------------------------------------ entry points
+
+    def poll(self, now: datetime) -> PollSummary:
+        """One live poll: read what is new in every changed file and commit it batch by batch."""
+        scan = self._scan()
+        summary = PollSummary(files_seen=len(scan.files), skipped=list(scan.skipped))
+        for snap in scan.files:
+            if self.stop.is_set():
+                break
+            summary.add(self._process_file(snap, now, scoring=None))
+        return summary
+
+    def run_once(self, now: datetime) -> PollSummary:
+        """Everything present, each stream learned completely before any of its events is scored."""
+        scan = self._scan()
+        summary = PollSummary(files_seen=len(scan.files), skipped=list(scan.skipped))
+        by_stream: dict[str, list[FileSnapshot]] = {}
+        for snap in scan.files:
+            by_stream.setdefault(snap.stream, []).append(snap)
+        for name, snaps in sorted(by_stream.items()):
+            snaps.sort(key=_oldest_first)
+            scoring = self._learn(name, snaps, now)
+            for snap in snaps:
+                summary.add(self._process_file(snap, now, scoring=scoring))
+        return summary
+
+    def _scan(self) -> watcher.ScanResult:
+        if self._files_stale:
+            self._files = self.store.active_files()
+            self._files_stale = False
+        if not self.root.is_dir():
+            raise SourceError(
+                f"log directory {str(self.root)!r} does not exist or is not a directory"
+            )
+        include = self.config.include or watcher.DEFAULT_INCLUDE
+        return watcher.scan(self.root, include, self.config.exclude)
+
+    # ------------------------------------------------------------------ streams
+
+    def _stream(self, name: str) -> StreamRuntime:
+        runtime = self._streams.get(name)
+        if runtime is not None:
+            return runtime
+        stored = self.store.load_stream(self.store.stream_id(name))
+        templates = StreamTemplates.from_rows(
+            stored.templates, sim_th=self.config.template_sim_th, depth=self.config.template_depth
+        )
+        stats = StreamStats.restore(
+            stored.events_total,
+            stored.level_counts,
+            {t.template_id: t.size for t in stored.templates},
+            stored.slot_values,
+            stored.field_stats,
+        )
+        detector = None
+        if stored.model is not None:
+            detector = StreamDetector.from_state(
+                stored.model.params, stored.model.feature_names, stored.model.training
+            )
+        runtime = StreamRuntime(
+            stored.id, name, templates, stats, detector, deque(maxlen=self.config.max_train_samples)
+        )
+        self._streams[name] = runtime
+        return runtime
+
+    def _learn(self, name: str, snaps: Sequence[FileSnapshot], now: datetime) -> Scoring:
+        """--once learning pass on a scratch copy: templates and statistics of the whole stream,
+        then a model fitted on a seeded reservoir sample of its events. Nothing is committed."""
+        runtime = self._stream(name)
+        scratch = Scoring(runtime.stats.copy(), runtime.templates.copy(), None)
+        reservoir: list[EventSketch] = []
+        rng = random.Random(self.config.random_state)
+        seen = 0
+        for snap in snaps:
+            tracked = self._files.get(snap.path)
+            start = (0, 0)
+            if tracked is not None and _continues(tracked, snap):
+                start = (tracked.offset, tracked.line_no)
+            for events, _, _ in self._batches(snap, *start, flush=True, year=now.year):
+                for event in _collapse(events):
+                    sketch = self._observe(scratch.templates, scratch.stats, event)
+                    seen += 1
+                    # Reservoir sampling keeps the training sample bounded and unbiased.
+                    if len(reservoir) < self.config.max_train_samples:
+                        reservoir.append(sketch)
+                    else:
+                        slot = rng.randrange(seen)
+                        if slot < self.config.max_train_samples:
+                            reservoir[slot] = sketch
+        if len(reservoir) >= 2:
+            rows = self._features(reservoir, scratch)
+            scratch.detector = self._fit(as_matrix(rows))
+        return scratch
+
+    # ------------------------------------------------------------------ files
+
+    def _process_file(
+        self,
+        snap: FileSnapshot,
+        now: datetime,
+        scoring: Scoring | None,
+    ) -> PollSummary:
+        summary = PollSummary()
+        tracked = self._files.get(snap.path)
+        once = scoring is not None
+        quiet = (now.timestamp() - snap.mtime_ns / 1e9) >= self.config.multiline_flush_seconds
+        if tracked is not None and tracked.attr_hash == snap.attr_hash:
+            # Unchanged since last poll: not opened, unless a held-back last event is now due.
+            if tracked.offset >= snap.size or not (once or quiet):
+                return summary
+        tracked = self._identify(tracked, snap)
+        runtime = self._stream(snap.stream)
+        summary.files_read = 1
+        try:
+            for events, result_end, lines in self._batches(
+                snap, tracked.offset, tracked.line_no, flush=once or quiet, year=now.year
+            ):
+                end_offset, end_line_no, n_lines = result_end
+                anomalies, update = self._analyse(runtime, events, snap, now, scoring)
+                file_update = FileUpdate(
+                    file_id=tracked.id,
+                    expected_offset=tracked.offset,
+                    offset=end_offset,
+                    line_no=end_line_no,
+                    size=snap.size,
+                    mtime_ns=snap.mtime_ns,
+                    ctime_ns=snap.ctime_ns,
+                    attr_hash=snap.attr_hash,
+                    lines_read=n_lines,
+                    events_read=sum(e.count for e in events),
+                )
+                try:
+                    inserted = self.store.commit_batch(file_update, update, anomalies)
+                except Exception:
+                    # In-memory state ran ahead of the database: rebuild both from it next time.
+                    self._streams.pop(snap.stream, None)
+                    self._files_stale = True
+                    raise
+                runtime.templates.mark_clean()
+                tracked = dataclasses.replace(tracked, offset=end_offset, line_no=end_line_no)
+                self._files[snap.path] = tracked
+                summary.lines += n_lines
+                summary.events += len(events)
+                summary.anomalies += inserted
+                summary.bytes += lines
+                if self.stop.is_set():
+                    break
+        except SourceError as exc:
+            summary.errors.append((snap.path, str(exc)))
+            self.store.note_file_error(tracked.id, str(exc))
+        # Attribute hash is stored even when nothing complete was read, so the file is not reopened.
+        self._files[snap.path] = dataclasses.replace(
+            tracked, attr_hash=snap.attr_hash, size=snap.size
+        )
+        return summary
+
+    def _identify(self, tracked: TrackedFile | None, snap: FileSnapshot) -> TrackedFile:
+        """Same file as before, or a new one (first sight, replaced at the same path, truncated)."""
+        if tracked is not None and _continues(tracked, snap):
+            return tracked
+        if tracked is not None:
+            truncated = (tracked.dev, tracked.ino) == (snap.dev, snap.ino)
+            self.store.retire_file(
+                tracked.id, "truncated" if truncated else "replaced", truncated=truncated
+            )
+            log.info(
+                "%s was %s; reading it from the start",
+                snap.path,
+                "truncated" if truncated else "replaced",
+            )
+        fp_len, fp_hash = watcher.fingerprint(snap.path, compressed=snap.compressed)
+        fresh = self.store.add_file(
+            path=snap.path,
+            stream_id=self._stream(snap.stream).id,
+            dev=snap.dev,
+            ino=snap.ino,
+            fp_len=fp_len,
+            fp_hash=fp_hash,
+        )
+        self._files[snap.path] = fresh
+        return fresh
+
+    def _batches(
+        self, snap: FileSnapshot, offset: int, line_no: int, *, flush: bool, year: int
+    ) -> Iterator[tuple[list[Event], tuple[int, int, int], int]]:
+        """Bounded batches of complete events: (events, (end offset, end line no, lines), bytes).
+
+        A last event that may still get continuation lines is held back: the offset stops at its
+        first line, so it is read again (whole) next time, unless ``flush`` says the file is done.
+        """
+        once = self.config.once
+        while True:
+            result = reader.read_lines(
+                snap.path,
+                offset,
+                line_no,
+                compressed=snap.compressed,
+                chunk_bytes=self.config.chunk_bytes,
+                max_line_bytes=self.config.max_line_bytes,
+                final=once,
+            )
+            if result.problem:
+                log.warning("%s: %s", snap.path, result.problem)
+            lines = result.lines
+            final = flush and result.at_eof
+            events, consumed = parser.group_events(lines, final=final, default_year=year)
+            if consumed == 0 and lines and not result.at_eof:
+                # One event larger than a whole chunk: emit it rather than never advancing.
+                events, consumed = parser.group_events(lines, final=True, default_year=year)
+            if consumed == len(lines):
+                end_offset, end_line_no = result.end_offset, result.end_line_no
+            else:
+                end_offset, end_line_no = lines[consumed].offset, lines[consumed].line_no - 1
+            if end_offset == offset:
+                return
+            yield events, (end_offset, end_line_no, end_line_no - line_no), end_offset - offset
+            offset, line_no = end_offset, end_line_no
+            if result.at_eof:
+                return
+
+    # ------------------------------------------------------------------ analysis
+
+    def _observe(self, templates: StreamTemplates, stats: StreamStats, event: Event) -> EventSketch:
+        match = templates.add(event.parsed.message)
+        fields = tuple(
+            (k, str(v))
+            for k, v in event.parsed.fields.items()
+            if v is not None and not isinstance(v, float)
+        )
+        sketch = EventSketch(
+            match.template_id,
+            event.parsed.level,
+            _slots(match),
+            len(event.parsed.message),
+            has_trouble_words(match.template),
+            fields,
+            stats.events_total,
+        )
+        stats.observe(sketch, event.count)
+        return sketch
+
+    def _analyse(
+        self,
+        runtime: StreamRuntime,
+        events: list[Event],
+        snap: FileSnapshot,
+        now: datetime,
+        scoring: Scoring | None,
+    ) -> tuple[list[Anomaly], StreamUpdate]:
+        unique = _collapse(events)
+        sketches = [self._observe(runtime.templates, runtime.stats, e) for e in unique]
+        runtime.recent.extend(sketches)
+        update = StreamUpdate(
+            runtime.id,
+            runtime.stats.events_total,
+            dict(runtime.stats.level_counts),
+            runtime.stats.fields_json(),
+        )
+        if scoring is None:
+            if (
+                runtime.detector is None
+                and runtime.stats.events_total >= self.config.train_min_events
+            ):
+                live = Scoring(runtime.stats, runtime.templates, None)
+                training = as_matrix(self._features(list(runtime.recent), live))
+                runtime.detector = self._fit(training)
+                update.model = StoredModel(
+                    "stream", runtime.detector.to_state()["params"], FEATURE_NAMES, training
+                )
+            scoring = Scoring(runtime.stats, runtime.templates, runtime.detector)
+        elif scoring.detector is not None and runtime.detector is None:
+            runtime.detector = scoring.detector
+            state = scoring.detector.to_state()
+            update.model = StoredModel("stream", state["params"], FEATURE_NAMES, state["training"])
+        update.templates = [
+            (
+                row,
+                runtime.templates.template(row.template_id),
+                runtime.stats.slots_json(row.template_id),
+            )
+            for row in self._changed_rows(runtime)
+        ]
+        features = self._features(sketches, scoring)
+        detected_at = now.astimezone(UTC).isoformat()
+        if scoring.detector is not None:
+            scores = scoring.detector.score(as_matrix(features))
+            tails = scoring.detector.tail(scores)
+            judged = [
+                (float(s), severity_from_tail(float(t))) for s, t in zip(scores, tails, strict=True)
+            ]
+        else:
+            judged = [warmup_severity(f) for f in features]
+        anomalies = []
+        for event, sketch, feats, (score, severity) in zip(
+            unique, sketches, features, judged, strict=True
+        ):
+            found = decide(
+                event,
+                feats,
+                score=score,
+                severity=severity,
+                template=scoring.templates.template(sketch.template_id),
+                stream=runtime.name,
+                path=snap.path,
+                detected_at=detected_at,
+                min_severity=self.config.min_severity,
+            )
+            if found is not None:
+                anomalies.append(found)
+        return anomalies, update
+
+    def _changed_rows(self, runtime: StreamRuntime) -> list[TemplateRow]:
+        # Every template an event touched is dirty (its size changed). The stream statistics own the
+        # count, because duplicates collapsed within a batch count in full there.
+        counts = runtime.stats.template_counts
+        return [
+            dataclasses.replace(r, size=counts.get(r.template_id, r.size))
+            for r in runtime.templates.dirty_rows()
+        ]
+
+    def _features(self, sketches: Sequence[EventSketch], scoring: Scoring) -> list[Features]:
+        stats, templates = scoring.stats, scoring.templates
+        established = sorted(
+            (tid for tid, n in stats.template_counts.items() if n >= _ESTABLISHED_MIN),
+            key=lambda tid: -stats.template_counts[tid],
+        )
+        established_text = [templates.template(tid) for tid in established[:200]]
+        generation = hash(tuple(established[:200]))
+        out = []
+        for sketch in sketches:
+            novelty, nearest = 0.0, None
+            if stats.template_counts.get(sketch.template_id, 0) <= _RARE_MAX and established_text:
+                novelty, nearest = self.novelty.nearest(
+                    templates.template(sketch.template_id), established_text, generation
+                )
+            out.append(event_features(sketch, stats, novelty=novelty, nearest=nearest))
+        return out
+
+    def _fit(self, matrix: list[list[float]]) -> StreamDetector:
+        return StreamDetector(
+            n_estimators=self.config.n_estimators, random_state=self.config.random_state
+        ).fit(matrix, FEATURE_NAMES)
+
+
+def _slots(match: TemplateMatch) -> tuple[tuple[int, str], ...]:
+    positions = [i for i, tok in enumerate(match.template.split()) if _VARIABLE.search(tok)]
+    return tuple(zip(positions, match.slot_values, strict=False))
+
+
+def _collapse(events: list[Event]) -> list[Event]:
+    """Identical lines within a batch are scored once (at the first); their count is kept."""
+    first: dict[str, int] = {}
+    out: list[Event] = []
+    for event in events:
+        key = event.text
+        index = first.get(key)
+        if index is None:
+            first[key] = len(out)
+            out.append(event)
+        else:
+            out[index] = dataclasses.replace(out[index], count=out[index].count + event.count)
+    return out
+
+
+def _continues(tracked: TrackedFile | None, snap: FileSnapshot) -> bool:
+    return (
+        tracked is not None
+        and (tracked.dev, tracked.ino) == (snap.dev, snap.ino)
+        and snap.size >= tracked.offset
+    )
+
+
+def _oldest_first(snap: FileSnapshot) -> tuple[int, str]:
+    """Rotated siblings oldest first: app.log.3.gz, app.log.2, app.log.1, then app.log."""
+    match = re.search(r"\.(\d+)(?:\.(?:gz|bz2))?$", snap.rel_path)
+    return (-int(match.group(1)) if match else 0, snap.rel_path)

@@ -1,0 +1,777 @@
+"""SQLAlchemy models and the Store: the only module with SQL.
+
+Exactly-once rests on one rule (RELIABILITY.md §0.2): a batch's anomalies, template and stream
+statistics, a newly trained model and the file's new offset commit in ONE transaction. The offset
+update is guarded by the offset we started from, so a second writer or a replay cannot advance it
+twice, and anomalies are unique per (file, byte offset) and inserted with "on conflict do nothing".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from logwatch.errors import StateCorruptError, StorageError
+from logwatch.records import Anomaly, TemplateRow
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StreamRow(Base):
+    """A logical log (rotated siblings share one): its statistics and model belong here."""
+
+    __tablename__ = "streams"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    events_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    level_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    field_stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FileRow(Base):
+    """One tracked file and how far it has been read (RELIABILITY.md §4 'tracked_file')."""
+
+    __tablename__ = "files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"))
+    dev: Mapped[int] = mapped_column(BigInteger)
+    ino: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    ctime_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    attr_hash: Mapped[str] = mapped_column(String(64), default="")
+    fp_len: Mapped[int] = mapped_column(Integer, default=0)
+    fp_hash: Mapped[str] = mapped_column(String(64), default="")
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    line_no: Mapped[int] = mapped_column(BigInteger, default=0)  # lines consumed before offset
+    marker_len: Mapped[int] = mapped_column(Integer, default=0)
+    marker_hash: Mapped[str] = mapped_column(String(64), default="")
+    lines_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    events_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    rotations: Mapped[int] = mapped_column(Integer, default=0)
+    truncations: Mapped[int] = mapped_column(Integer, default=0)
+    gap_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_progress_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    __table_args__ = (Index("ix_files_path_status", "path", "status"),)
+
+
+class TemplateDbRow(Base):
+    """A stream's Drain3 cluster, stored as rows so it can be rebuilt without pickle."""
+
+    __tablename__ = "templates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"))
+    template_id: Mapped[int] = mapped_column(Integer)
+    template: Mapped[str] = mapped_column(Text)
+    template_tokens: Mapped[list[str]] = mapped_column(JSON)
+    creation_tokens: Mapped[list[str]] = mapped_column(JSON)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    slot_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("stream_id", "template_id", name="uq_templates_stream"),)
+
+
+class ModelRow(Base):
+    """A fitted detector, kept as its parameters and training sample (refit on load: no pickle)."""
+
+    __tablename__ = "models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    feature_names: Mapped[list[str]] = mapped_column(JSON)
+    training: Mapped[list[list[float]]] = mapped_column(JSON)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    trained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("stream_id", "kind", name="uq_models_stream_kind"),)
+
+
+class AnomalyRow(Base):
+    __tablename__ = "anomalies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    line: Mapped[int] = mapped_column(BigInteger)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"))
+    template: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    level: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    timestamp: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    severity: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    __table_args__ = (
+        UniqueConstraint("file_id", "offset", name="uq_anomalies_file_offset"),
+        Index("ix_anomalies_detected_at", "detected_at"),
+        Index("ix_anomalies_severity", "severity"),
+    )
+
+
+class DaemonRow(Base):
+    """Health of the daemon, for ``logwatch status``."""
+
+    __tablename__ = "daemon"
+    node: Mapped[str] = mapped_column(String(255), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_poll_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+metadata = Base.metadata
+
+
+# ---------------------------------------------------------------- records the Store exchanges
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedFile:
+    """A file's stored state, as the pipeline reads it."""
+
+    id: int
+    path: str
+    stream_id: int
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    attr_hash: str
+    fp_len: int
+    fp_hash: str
+    offset: int
+    line_no: int
+    status: str
+    last_progress_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStream:
+    id: int
+    name: str
+    events_total: int
+    level_counts: dict[str, int]
+    templates: tuple[TemplateRow, ...]
+    slot_values: dict[int, dict[str, Any]]  # template_id -> slot statistics
+    field_stats: dict[str, Any]  # JSON field -> value statistics
+    model: StoredModel | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredModel:
+    kind: str
+    params: dict[str, Any]
+    feature_names: tuple[str, ...]
+    training: list[list[float]]
+
+
+@dataclass(slots=True)
+class FileUpdate:
+    """What a batch changes on its file row. ``expected_offset`` guards against a double advance."""
+
+    file_id: int
+    expected_offset: int
+    offset: int
+    line_no: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    attr_hash: str
+    lines_read: int
+    events_read: int
+    fp_len: int | None = None
+    fp_hash: str | None = None
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class StreamUpdate:
+    stream_id: int
+    events_total: int
+    level_counts: dict[str, int]
+    field_stats: dict[str, Any]
+    templates: list[tuple[TemplateRow, str, dict[str, Any]]] = field(default_factory=list)
+    model: StoredModel | None = None
+
+
+class StaleOffsetError(StorageError):
+    """The file's stored offset moved under us (a second writer, or a replay): batch rolled back."""
+
+
+# ---------------------------------------------------------------- the Store
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets `logwatch anomalies` read while the daemon writes; busy_timeout waits out a writer.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str, schema: str | None = None) -> Engine:
+    """An engine for ``url``; ``schema`` (PostgreSQL only) isolates tests or tenants."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - sqlalchemy raises several types for bad URLs
+        raise StorageError(
+            "database URL is not valid; expected e.g. sqlite:///path/to/logwatch.db or "
+            "postgresql+psycopg2://user@host:5432/dbname"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if backend == "postgresql":
+        connect_args: dict[str, Any] = {"connect_timeout": 10}
+        if schema:
+            connect_args["options"] = f"-csearch_path={schema}"
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    raise StorageError(f"database backend {backend!r} is not supported; valid: sqlite, postgresql")
+
+
+class Store:
+    """All database access: short transactions; ``commit_batch`` is the exactly-once one."""
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        self.url = url
+        self.schema = schema
+        self.engine = make_engine(url, schema)
+        self.dialect = self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema
+
+    def upgrade(self) -> None:
+        """Create or upgrade the schema to the newest Alembic revision."""
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["engine"] = self.engine
+        try:
+            command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise StorageError(f"cannot reach the database: {_db_reason(exc)}") from None
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot upgrade the database schema: {_db_reason(exc)}") from None
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except StorageError:
+            raise
+        except OperationalError as exc:
+            raise StorageError(f"database unavailable: {_db_reason(exc)}") from exc
+
+    # -- reads used by the pipeline
+
+    def stream_id(self, name: str) -> int:
+        with self._begin() as conn:
+            found = conn.scalar(select(StreamRow.id).where(StreamRow.name == name))
+            if found is not None:
+                return int(found)
+            conn.execute(
+                self._insert(StreamRow)
+                .values(
+                    name=name, events_total=0, level_counts={}, field_stats={}, created_at=utcnow()
+                )
+                .on_conflict_do_nothing()
+            )
+            return int(conn.scalar(select(StreamRow.id).where(StreamRow.name == name)) or 0)
+
+    def load_stream(self, stream_id: int) -> StoredStream:
+        with self._begin() as conn:
+            row = conn.execute(select(StreamRow).where(StreamRow.id == stream_id)).one()
+            templates: list[TemplateRow] = []
+            slots: dict[int, dict[str, Any]] = {}
+            for t in conn.execute(
+                select(TemplateDbRow)
+                .where(TemplateDbRow.stream_id == stream_id)
+                .order_by(TemplateDbRow.template_id)
+            ):
+                if not isinstance(t.template_tokens, list) or not isinstance(
+                    t.creation_tokens, list
+                ):
+                    raise StateCorruptError(
+                        f"template {t.template_id} of stream {row.name!r} is corrupt; "
+                        "run `logwatch db reset-stream` or restore a backup"
+                    )
+                templates.append(
+                    TemplateRow(
+                        t.template_id,
+                        tuple(t.template_tokens),
+                        tuple(t.creation_tokens),
+                        int(t.size),
+                    )
+                )
+                slots[t.template_id] = dict(t.slot_values or {})
+            model_row = conn.execute(
+                select(ModelRow).where(ModelRow.stream_id == stream_id, ModelRow.kind == "stream")
+            ).one_or_none()
+            model = None
+            if model_row is not None:
+                model = StoredModel(
+                    model_row.kind,
+                    dict(model_row.params),
+                    tuple(model_row.feature_names),
+                    list(model_row.training),
+                )
+            return StoredStream(
+                row.id,
+                row.name,
+                int(row.events_total),
+                dict(row.level_counts or {}),
+                tuple(templates),
+                slots,
+                dict(row.field_stats or {}),
+                model,
+            )
+
+    def active_files(self) -> dict[str, TrackedFile]:
+        with self._begin() as conn:
+            rows = conn.execute(select(FileRow).where(FileRow.status == "active")).all()
+            return {r.path: _tracked(r) for r in rows}
+
+    def add_file(
+        self,
+        *,
+        path: str,
+        stream_id: int,
+        dev: int,
+        ino: int,
+        fp_len: int,
+        fp_hash: str,
+    ) -> TrackedFile:
+        with self._begin() as conn:
+            file_id = conn.execute(
+                self._insert(FileRow)
+                .values(
+                    path=path,
+                    stream_id=stream_id,
+                    dev=dev,
+                    ino=ino,
+                    size=0,
+                    mtime_ns=0,
+                    ctime_ns=0,
+                    attr_hash="",
+                    fp_len=fp_len,
+                    fp_hash=fp_hash,
+                    offset=0,
+                    line_no=0,
+                    status="active",
+                    first_seen_at=utcnow(),
+                    lines_read=0,
+                    events_read=0,
+                    rotations=0,
+                    truncations=0,
+                    gap_bytes=0,
+                    marker_len=0,
+                    marker_hash="",
+                )
+                .returning(FileRow.id)
+            ).scalar_one()
+            row = conn.execute(select(FileRow).where(FileRow.id == file_id)).one()
+            return _tracked(row)
+
+    def retire_file(
+        self,
+        file_id: int,
+        status: str,
+        *,
+        truncated: bool = False,
+        gap_bytes: int = 0,
+        error: str | None = None,
+    ) -> None:
+        """Mark a file row as no longer live (replaced, truncated, deleted); rows are kept."""
+        with self._begin() as conn:
+            values: dict[str, Any] = {"status": status, "last_error": error}
+            if truncated:
+                values["truncations"] = FileRow.truncations + 1
+            if gap_bytes:
+                values["gap_bytes"] = FileRow.gap_bytes + gap_bytes
+            conn.execute(update(FileRow).where(FileRow.id == file_id).values(**values))
+
+    def note_file_error(self, file_id: int, error: str | None) -> None:
+        with self._begin() as conn:
+            conn.execute(update(FileRow).where(FileRow.id == file_id).values(last_error=error))
+
+    # -- the exactly-once commit
+
+    def commit_batch(
+        self, file: FileUpdate, stream: StreamUpdate, anomalies: Sequence[Anomaly]
+    ) -> int:
+        """Commit one batch atomically; returns the number of anomalies actually inserted."""
+        now = utcnow()
+        with self._begin() as conn:
+            values: dict[str, Any] = {
+                "offset": file.offset,
+                "line_no": file.line_no,
+                "size": file.size,
+                "mtime_ns": file.mtime_ns,
+                "ctime_ns": file.ctime_ns,
+                "attr_hash": file.attr_hash,
+                "lines_read": FileRow.lines_read + file.lines_read,
+                "events_read": FileRow.events_read + file.events_read,
+                "last_progress_at": now,
+                "last_error": file.last_error,
+            }
+            if file.fp_hash is not None:
+                values["fp_len"], values["fp_hash"] = file.fp_len, file.fp_hash
+            moved = conn.execute(
+                update(FileRow)
+                .where(FileRow.id == file.file_id, FileRow.offset == file.expected_offset)
+                .values(**values)
+            ).rowcount
+            if moved != 1:
+                raise StaleOffsetError(
+                    f"file {file.file_id}: stored offset is no longer {file.expected_offset}"
+                )
+            conn.execute(
+                update(StreamRow)
+                .where(StreamRow.id == stream.stream_id)
+                .values(
+                    events_total=stream.events_total,
+                    level_counts=stream.level_counts,
+                    field_stats=stream.field_stats,
+                )
+            )
+            if stream.templates:
+                self._upsert_templates(conn, stream.stream_id, stream.templates, now)
+            if stream.model is not None:
+                self._save_model(conn, stream.stream_id, stream.model, now)
+            inserted = 0
+            if anomalies:
+                rows = [_anomaly_values(a, file.file_id, stream.stream_id) for a in anomalies]
+                stmt = self._insert(AnomalyRow).on_conflict_do_nothing(
+                    index_elements=["file_id", "offset"]
+                )
+                result: CursorResult[Any] = conn.execute(stmt, rows)
+                inserted = max(result.rowcount, 0)
+            return inserted
+
+    def _insert(self, table: Any) -> Any:
+        return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+
+    def _upsert_templates(
+        self,
+        conn: Connection,
+        stream_id: int,
+        templates: list[tuple[TemplateRow, str, dict[str, Any]]],
+        now: datetime,
+    ) -> None:
+        rows = [
+            {
+                "stream_id": stream_id,
+                "template_id": t.template_id,
+                "template": text,
+                "template_tokens": list(t.template_tokens),
+                "creation_tokens": list(t.creation_tokens),
+                "size": t.size,
+                "slot_values": slots,
+                "first_seen_at": now,
+                "last_seen_at": now,
+            }
+            for t, text, slots in templates
+        ]
+        stmt = self._insert(TemplateDbRow)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["stream_id", "template_id"],
+            set_={
+                "template": stmt.excluded.template,
+                "template_tokens": stmt.excluded.template_tokens,
+                "size": stmt.excluded.size,
+                "slot_values": stmt.excluded.slot_values,
+                "last_seen_at": stmt.excluded.last_seen_at,
+            },
+        )
+        conn.execute(stmt, rows)
+
+    def _save_model(
+        self, conn: Connection, stream_id: int, model: StoredModel, now: datetime
+    ) -> None:
+        stmt = self._insert(ModelRow).values(
+            stream_id=stream_id,
+            kind=model.kind,
+            params=model.params,
+            feature_names=list(model.feature_names),
+            training=model.training,
+            n_samples=len(model.training),
+            trained_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["stream_id", "kind"],
+            set_={
+                "params": stmt.excluded.params,
+                "feature_names": stmt.excluded.feature_names,
+                "training": stmt.excluded.training,
+                "n_samples": stmt.excluded.n_samples,
+                "trained_at": stmt.excluded.trained_at,
+            },
+        )
+        conn.execute(stmt)
+
+    # -- health
+
+    def record_daemon(
+        self,
+        node: str,
+        *,
+        state: str,
+        started_at: datetime,
+        last_poll_ms: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        now = utcnow()
+        values = {
+            "node": node,
+            "pid": os.getpid(),
+            "state": state,
+            "started_at": started_at,
+            "last_poll_at": now if last_poll_ms is not None else None,
+            "last_poll_ms": last_poll_ms,
+            "last_error": error,
+        }
+        with self._begin() as conn:
+            stmt = self._insert(DaemonRow).values(**values)
+            set_ = {k: stmt.excluded[k] for k in ("pid", "state", "started_at", "last_error")}
+            if last_poll_ms is not None:
+                set_["last_poll_at"] = stmt.excluded.last_poll_at
+                set_["last_poll_ms"] = stmt.excluded.last_poll_ms
+            conn.execute(stmt.on_conflict_do_update(index_elements=["node"], set_=set_))
+
+    # -- queries for the CLI
+
+    def anomalies(
+        self,
+        *,
+        since: datetime | None = None,
+        stream: str | None = None,
+        min_severity: int = 0,
+        limit: int | None = None,
+    ) -> list[Anomaly]:
+        q = (
+            select(AnomalyRow, FileRow.path, StreamRow.name)
+            .join(FileRow, FileRow.id == AnomalyRow.file_id)
+            .join(StreamRow, StreamRow.id == AnomalyRow.stream_id)
+            .where(AnomalyRow.severity >= min_severity)
+        )
+        if since is not None:
+            q = q.where(AnomalyRow.detected_at >= since)
+        if stream is not None:
+            q = q.where(StreamRow.name == stream)
+        q = q.order_by(AnomalyRow.id)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._begin() as conn:
+            return [
+                Anomaly(
+                    stream=a.name,
+                    path=a.path,
+                    line=int(a.line),
+                    offset=int(a.offset),
+                    timestamp=a.timestamp,
+                    detected_at=_iso(a.detected_at),
+                    severity=int(a.severity),
+                    score=float(a.score),
+                    reasons=tuple(a.reasons),
+                    template=a.template,
+                    text=a.text,
+                    count=int(a._mapping["count"]),
+                    level=a.level,
+                    id=a.id,
+                )
+                for a in conn.execute(q).all()
+            ]
+
+    def files_report(self) -> list[dict[str, Any]]:
+        q = (
+            select(FileRow, StreamRow.name)
+            .join(StreamRow, StreamRow.id == FileRow.stream_id)
+            .order_by(FileRow.path, FileRow.id)
+        )
+        with self._begin() as conn:
+            return [
+                {
+                    "path": f.path,
+                    "stream": f.name,
+                    "status": f.status,
+                    "offset": int(f.offset),
+                    "size": int(f.size),
+                    "lag_bytes": max(int(f.size) - int(f.offset), 0),
+                    "lines_read": int(f.lines_read),
+                    "events_read": int(f.events_read),
+                    "rotations": f.rotations,
+                    "truncations": f.truncations,
+                    "gap_bytes": int(f.gap_bytes),
+                    "last_error": f.last_error,
+                }
+                for f in conn.execute(q).all()
+            ]
+
+    def templates_report(self, stream: str | None = None) -> list[dict[str, Any]]:
+        q = select(TemplateDbRow, StreamRow.name).join(
+            StreamRow, StreamRow.id == TemplateDbRow.stream_id
+        )
+        if stream is not None:
+            q = q.where(StreamRow.name == stream)
+        q = q.order_by(StreamRow.name, TemplateDbRow.size.desc(), TemplateDbRow.template_id)
+        with self._begin() as conn:
+            return [
+                {
+                    "stream": t.name,
+                    "template_id": t.template_id,
+                    "count": int(t.size),
+                    "template": t.template,
+                    "first_seen": _iso(t.first_seen_at),
+                    "last_seen": _iso(t.last_seen_at),
+                }
+                for t in conn.execute(q).all()
+            ]
+
+    def status_report(self) -> dict[str, Any]:
+        with self._begin() as conn:
+            daemons = [
+                {
+                    "node": d.node,
+                    "pid": d.pid,
+                    "state": d.state,
+                    "started_at": _iso(d.started_at),
+                    "last_poll_at": _iso(d.last_poll_at) if d.last_poll_at else None,
+                    "last_poll_ms": d.last_poll_ms,
+                    "last_error": d.last_error,
+                }
+                for d in conn.execute(select(DaemonRow))
+            ]
+            files = conn.execute(
+                select(
+                    func.count(), func.coalesce(func.sum(FileRow.size - FileRow.offset), 0)
+                ).where(FileRow.status == "active")
+            ).one()
+            return {
+                "database": redact(self.url),
+                "daemons": daemons,
+                "streams": conn.scalar(select(func.count()).select_from(StreamRow)) or 0,
+                "files_active": int(files[0]),
+                "lag_bytes": int(files[1]),
+                "templates": conn.scalar(select(func.count()).select_from(TemplateDbRow)) or 0,
+                "models": conn.scalar(select(func.count()).select_from(ModelRow)) or 0,
+                "anomalies": conn.scalar(select(func.count()).select_from(AnomalyRow)) or 0,
+            }
+
+
+def redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - never leak a secret from an unparsable URL
+        return "<unparsable database URL>"
+
+
+def _db_reason(exc: SQLAlchemyError) -> str:
+    # The driver's first line says what went wrong without the SQL or parameters (which may hold
+    # log text) and without the URL's password.
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:  # SQLite returns naive datetimes; we always store UTC
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def _tracked(r: Any) -> TrackedFile:
+    return TrackedFile(
+        r.id,
+        r.path,
+        r.stream_id,
+        int(r.dev),
+        int(r.ino),
+        int(r.size),
+        int(r.mtime_ns),
+        r.attr_hash,
+        r.fp_len,
+        r.fp_hash,
+        int(r.offset),
+        int(r.line_no),
+        r.status,
+        r.last_progress_at,
+    )
+
+
+def _anomaly_values(a: Anomaly, file_id: int, stream_id: int) -> dict[str, Any]:
+    return {
+        "file_id": file_id,
+        "offset": a.offset,
+        "line": a.line,
+        "stream_id": stream_id,
+        "template": a.template,
+        "text": a.text,
+        "level": a.level,
+        "timestamp": a.timestamp,
+        "detected_at": datetime.fromisoformat(a.detected_at),
+        "severity": a.severity,
+        "score": a.score,
+        "reasons": list(a.reasons),
+        "count": a.count,
+    }
