@@ -43,6 +43,8 @@ LONG_VALUE_Z = 4.0
 # splits Drain's tree, say) is not news; neither is one first seen while the stream was starting.
 VARIANT_DISTANCE = 0.25
 STARTUP_EVENTS = 100
+NEW_TEMPLATE_SHARE = 0.02  # new templates are news while under this share of events are singletons
+TROUBLE_STREAM_SHARE = 0.02  # failure messages are news while under this share of the stream
 EVIDENT_LEVELS = frozenset({"ERROR", "CRITICAL", "FATAL"})  # WARN alone is routine
 
 
@@ -50,20 +52,35 @@ def explain(f: Features, score: float) -> tuple[tuple[str, ...], bool]:
     """The notable facts behind a score, most telling first, and whether any of them is concrete
     evidence. A high model score with no fact a person could check is not reported."""
     out: list[str] = []
-    share = f.template_size / max(f.events_total, 1)
-    novel = f.position >= STARTUP_EVENTS and (f.nearest is None or f.novelty >= VARIANT_DISTANCE)
+    total = max(f.events_total, 1)
+    share = f.template_size / total
+    # Good-Turing: in a stream where events with never-repeated templates are common, one more new
+    # template is not news; the same for failure messages in a stream full of them.
+    own_singleton = 1.0 / total if f.template_size <= 1 else 0.0
+    vocabulary_settled = f.singleton_share - own_singleton < NEW_TEMPLATE_SHARE
+    own_trouble = share if f.values.get("trouble", 0.0) > 0 else 0.0
+    failures_rare = f.trouble_share - own_trouble < TROUBLE_STREAM_SHARE
+    novel = (
+        f.position >= STARTUP_EVENTS
+        and vocabulary_settled
+        and (f.nearest is None or f.novelty >= VARIANT_DISTANCE)
+    )
     if novel and f.template_size <= 1 and f.nearest is not None:
         out.append(f"new template, {f.novelty:.2f} from nearest known line")
     elif novel and f.template_size <= 1:
         out.append("new template, nothing like it seen before")
     elif novel and f.template_size <= max(2, RARE_TEMPLATE_SHARE * f.events_total):
         out.append(f"template seen {f.template_size:,} times in {f.events_total:,} events")
-    elif f.values.get("trouble", 0.0) > 0 and share < TROUBLE_TEMPLATE_SHARE:
+    elif f.values.get("trouble", 0.0) > 0 and share < TROUBLE_TEMPLATE_SHARE and failures_rare:
         out.append(
             f"failure message whose template is only {share:.1%} of this stream "
             f"({f.template_size:,} of {f.events_total:,} events)"
         )
-    if f.level in EVIDENT_LEVELS and f.level_share < RARE_LEVEL_SHARE:
+    if (
+        f.level in EVIDENT_LEVELS
+        and f.level_share < RARE_LEVEL_SHARE
+        and share < TROUBLE_TEMPLATE_SHARE
+    ):
         if f.top_level is not None and f.top_level != f.level:
             out.append(f"level {f.level} in a stream that is {f.top_level_share:.1%} {f.top_level}")
         else:

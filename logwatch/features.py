@@ -131,9 +131,12 @@ class StreamStats:
     template_counts: dict[int, int] = field(default_factory=dict)
     slots: dict[int, dict[int, SlotStats]] = field(default_factory=dict)
     fields: dict[str, SlotStats] = field(default_factory=dict)  # JSON attributes, stream-wide
+    trouble_events: int = 0  # events whose template has a failure word
 
     def observe(self, sketch: EventSketch, count: int = 1) -> None:
         self.events_total += count
+        if sketch.trouble:
+            self.trouble_events += count
         self.level_counts[sketch.level or "NONE"] += count
         tid = sketch.template_id
         self.template_counts[tid] = self.template_counts.get(tid, 0) + count
@@ -160,7 +163,14 @@ class StreamStats:
             dict(self.template_counts),
             {t: {p: v.copy() for p, v in per.items()} for t, per in self.slots.items()},
             {name: v.copy() for name, v in self.fields.items()},
+            self.trouble_events,
         )
+
+    def singleton_share(self) -> float:
+        """Share of events whose template was seen exactly once: Good-Turing's estimate of the
+        chance that the next event has a template never seen before."""
+        singletons = sum(1 for c in self.template_counts.values() if c == 1)
+        return singletons / max(self.events_total, 1)
 
     def fields_json(self) -> dict[str, Any]:
         return {name: v.to_json() for name, v in self.fields.items()}
@@ -177,6 +187,7 @@ class StreamStats:
         template_counts: Mapping[int, int],
         slots: Mapping[int, Mapping[str, Any]],
         fields: Mapping[str, Any],
+        trouble_events: int = 0,
     ) -> StreamStats:
         restored = {
             tid: {int(p): SlotStats.from_json(v) for p, v in per.items()}
@@ -188,11 +199,17 @@ class StreamStats:
             dict(template_counts),
             restored,
             {str(k): SlotStats.from_json(v) for k, v in fields.items()},
+            trouble_events,
         )
 
 
 def event_features(
-    sketch: EventSketch, stats: StreamStats, *, novelty: float = 0.0, nearest: str | None = None
+    sketch: EventSketch,
+    stats: StreamStats,
+    *,
+    novelty: float = 0.0,
+    nearest: str | None = None,
+    singleton_share: float | None = None,
 ) -> Features:
     """The feature vector of one event against ``stats`` (which already include the event)."""
     total = max(stats.events_total, 1)
@@ -224,6 +241,8 @@ def event_features(
         novelty,
         longest[1],
         sketch.position,
+        stats.singleton_share() if singleton_share is None else singleton_share,
+        stats.trouble_events / total,
     )
 
 

@@ -162,6 +162,7 @@ class Pipeline:
             {t.template_id: t.size for t in stored.templates},
             stored.slot_values,
             stored.field_stats,
+            stored.trouble_events,
         )
         detector = None
         if stored.model is not None:
@@ -366,6 +367,7 @@ class Pipeline:
             runtime.stats.events_total,
             dict(runtime.stats.level_counts),
             runtime.stats.fields_json(),
+            runtime.stats.trouble_events,
         )
         if scoring is None:
             if (
@@ -396,8 +398,12 @@ class Pipeline:
         if scoring.detector is not None:
             scores = scoring.detector.score(as_matrix(features))
             tails = scoring.detector.tail(scores)
+            # Plain signals (a novel template, a rare ERROR) keep a floor under the model's verdict:
+            # a model fitted on uniform traffic cannot separate anything and would otherwise mute
+            # them.
             judged = [
-                (float(s), severity_from_tail(float(t))) for s, t in zip(scores, tails, strict=True)
+                (float(s), max(severity_from_tail(float(t)), warmup_severity(f)[1]))
+                for s, t, f in zip(scores, tails, features, strict=True)
             ]
         else:
             judged = [warmup_severity(f) for f in features]
@@ -437,6 +443,7 @@ class Pipeline:
         )
         established_text = [templates.template(tid) for tid in established[:200]]
         generation = hash(tuple(established[:200]))
+        singletons = stats.singleton_share()  # O(templates): once per batch, not per event
         out = []
         for sketch in sketches:
             novelty, nearest = 0.0, None
@@ -444,7 +451,11 @@ class Pipeline:
                 novelty, nearest = self.novelty.nearest(
                     templates.template(sketch.template_id), established_text, generation
                 )
-            out.append(event_features(sketch, stats, novelty=novelty, nearest=nearest))
+            out.append(
+                event_features(
+                    sketch, stats, novelty=novelty, nearest=nearest, singleton_share=singletons
+                )
+            )
         return out
 
     def _fit(self, matrix: list[list[float]]) -> StreamDetector:

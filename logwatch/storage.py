@@ -61,6 +61,7 @@ class StreamRow(Base):
     events_total: Mapped[int] = mapped_column(BigInteger, default=0)
     level_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     field_stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    trouble_events: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -200,6 +201,7 @@ class StoredStream:
     templates: tuple[TemplateRow, ...]
     slot_values: dict[int, dict[str, Any]]  # template_id -> slot statistics
     field_stats: dict[str, Any]  # JSON field -> value statistics
+    trouble_events: int
     model: StoredModel | None
 
 
@@ -236,6 +238,7 @@ class StreamUpdate:
     events_total: int
     level_counts: dict[str, int]
     field_stats: dict[str, Any]
+    trouble_events: int
     templates: list[tuple[TemplateRow, str, dict[str, Any]]] = field(default_factory=list)
     model: StoredModel | None = None
 
@@ -331,7 +334,12 @@ class Store:
             conn.execute(
                 self._insert(StreamRow)
                 .values(
-                    name=name, events_total=0, level_counts={}, field_stats={}, created_at=utcnow()
+                    name=name,
+                    events_total=0,
+                    level_counts={},
+                    field_stats={},
+                    trouble_events=0,
+                    created_at=utcnow(),
                 )
                 .on_conflict_do_nothing()
             )
@@ -382,6 +390,7 @@ class Store:
                 tuple(templates),
                 slots,
                 dict(row.field_stats or {}),
+                int(row.trouble_events),
                 model,
             )
 
@@ -491,6 +500,7 @@ class Store:
                     events_total=stream.events_total,
                     level_counts=stream.level_counts,
                     field_stats=stream.field_stats,
+                    trouble_events=stream.trouble_events,
                 )
             )
             if stream.templates:

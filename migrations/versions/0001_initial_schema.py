@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 02:42:11.437649
+Create Date: 2026-11-22 02:47:05.100190
 """
 
 from collections.abc import Sequence
@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("events_total", sa.BigInteger(), nullable=False),
         sa.Column("level_counts", sa.JSON(), nullable=False),
         sa.Column("field_stats", sa.JSON(), nullable=False),
+        sa.Column("trouble_events", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),

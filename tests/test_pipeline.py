@@ -1,0 +1,138 @@
+"""End-to-end through the Pipeline (no subprocess): quality, exactly-once counters, live polls
+with an injected clock, and state that survives a restart. Every test runs on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SAMPLES
+
+from logwatch.config import Config
+from logwatch.evaluate import evaluate, read_labels
+from logwatch.features import as_matrix
+from logwatch.pipeline import Pipeline
+from logwatch.storage import Store
+
+NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+
+
+def make(store: Store, log_dir: Path, **overrides: object) -> Pipeline:
+    config = Config(log_dir=log_dir, db_url=store.url, **overrides)  # type: ignore[arg-type]
+    return Pipeline(config, store)
+
+
+def line_count(path: Path) -> int:
+    return path.read_bytes().count(b"\n")
+
+
+def test_once_finds_labelled_anomalies_with_precision(store: Store, log_dir: Path) -> None:
+    """Issue 2 asks >= 80% recall and >= 50% precision; the detection issue raises it to 95%/80%."""
+    make(store, log_dir, once=True).run_once(NOW)
+    result = evaluate(store.anomalies(), read_labels(SAMPLES / "labels.csv"), log_dir)
+    assert result.labelled == 70
+    assert result.recall >= 0.95, [(m.path, m.line, m.kind) for m in result.missed]
+    assert result.precision >= 0.80
+    # Every injected kind is found at least once.
+    assert {k for k, (found, _) in result.kinds_found.items() if found == 0} == set()
+
+
+def test_once_counts_every_line_exactly_once_and_rerun_is_a_no_op(
+    store: Store, log_dir: Path
+) -> None:
+    first = make(store, log_dir, once=True).run_once(NOW)
+    files = {Path(f["path"]).name: f for f in store.files_report()}
+    for name, row in files.items():
+        size = (log_dir / name).stat().st_size
+        assert (row["offset"], row["lines_read"]) == (size, line_count(log_dir / name)), name
+    assert first.lines == sum(line_count(p) for p in log_dir.iterdir())
+    before = store.anomalies()
+    again = make(store, log_dir, once=True).run_once(NOW + timedelta(hours=1))
+    assert (again.lines, again.anomalies) == (0, 0)
+    assert store.anomalies() == before
+
+
+def test_anomaly_line_and_offset_point_at_the_event(store: Store, log_dir: Path) -> None:
+    make(store, log_dir, once=True).run_once(NOW)
+    found = store.anomalies()
+    assert found
+    for a in found:
+        data = Path(a.path).read_bytes()
+        lines = data.split(b"\n")
+        first_line = a.text.split("\n")[0]
+        assert lines[a.line - 1].decode("utf-8", "replace") == first_line
+        assert data[a.offset :].split(b"\n", 1)[0].decode("utf-8", "replace") == first_line
+
+
+def test_live_polls_hold_partial_lines_and_multiline_tails(store: Store, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    app = logs / "app.log"
+    normal = "".join(
+        f"2026-03-03 10:{i // 60:02d}:{i % 60:02d},000 INFO  [main] com.x.Svc - handled {i}\n"
+        for i in range(300)
+    )
+    app.write_text(normal + "2026-03-03 11:00:00,000 INFO  [main] com.x.Svc - half a li")
+    pipeline = make(store, logs, train_min_events=50)
+    t = NOW
+    summary = pipeline.poll(t)
+    # The partial last line is not read; the last complete event is held back (it could still get
+    # continuation lines) until the file has been quiet for multiline_flush_seconds.
+    assert summary.lines == 299
+    with app.open("a") as fh:
+        fh.write(
+            "ne\n2026-03-03 11:00:01,000 ERROR [main] com.x.Svc - request failed\n"
+            "java.lang.IllegalStateException: boom\n\tat com.x.Svc.run(Svc.java:42)\n"
+        )
+    summary = pipeline.poll(t + timedelta(seconds=1))
+    assert summary.lines == 2  # line 300 and the completed "half a line"; the trace is held
+    rows = {Path(f["path"]).name: f for f in store.files_report()}
+    assert rows["app.log"]["lines_read"] == 301
+    # Quiet long enough (the file's mtime is real wall time, so jump well past it).
+    late = datetime.now(UTC) + timedelta(minutes=5)
+    summary = pipeline.poll(late)
+    assert summary.lines == 3 and summary.events == 1
+    rows = {Path(f["path"]).name: f for f in store.files_report()}
+    assert rows["app.log"]["lines_read"] == line_count(app) == 304
+    assert rows["app.log"]["offset"] == app.stat().st_size
+    error = [a for a in store.anomalies() if a.line == 302]
+    assert error and error[0].text.count("\n") == 2  # the whole event, trace included
+    assert pipeline.poll(late + timedelta(seconds=1)).lines == 0  # unchanged file: nothing read
+
+
+def test_model_and_templates_survive_a_restart(store: Store, log_dir: Path) -> None:
+    first = make(store, log_dir, once=True)
+    first.run_once(NOW)
+    runtime = first._streams["auth.log"]
+    assert runtime.detector is not None
+    second = make(store, log_dir)
+    reloaded = second._stream("auth.log")
+    assert reloaded.detector is not None
+    # Refitting the stored training sample with the stored seed gives bit-identical scores.
+    probe = runtime.detector.training_[:50]
+    assert np.array_equal(runtime.detector.score(probe), reloaded.detector.score(probe))
+    assert [r.template_tokens for r in runtime.templates.rows()] == [
+        r.template_tokens for r in reloaded.templates.rows()
+    ]
+    message = "Accepted publickey for deploy from 10.0.0.9 port 40000 ssh2: RSA SHA256:abc"
+    assert runtime.templates.add(message).template_id == reloaded.templates.add(message).template_id
+    assert reloaded.stats.events_total == runtime.stats.events_total
+
+
+def test_missing_log_dir_is_a_source_error(store: Store, tmp_path: Path) -> None:
+    from logwatch.errors import SourceError
+
+    pipeline = make(store, tmp_path / "nope")
+    with pytest.raises(SourceError, match="does not exist"):
+        pipeline.poll(NOW)
+
+
+def test_feature_columns_are_fixed_by_name() -> None:
+    # A row that lacks a feature (features may emerge later) gets 0 in that column.
+    from logwatch.records import Features
+
+    f = Features({"novelty": 0.5}, 1, 1, None, 1.0, None, 1.0, None, None, 0.5)
+    assert as_matrix([f], ("template_rarity", "novelty")) == [[0.0, 0.5]]
