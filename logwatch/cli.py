@@ -83,6 +83,8 @@ def _setup_logging(verbosity: int) -> None:
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(min(verbosity, 2), -1), logging.DEBUG
     )
+    # Alembic announces every migration step at INFO; that is debug detail for a user.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -181,7 +183,7 @@ def run(
                 _print_once_summary(summary, time.monotonic() - t0, config)
             else:
                 stop = threading.Event()
-                install_signal_handlers(stop)
+                install_signal_handlers(stop, config.shutdown_timeout)
                 if config.verbosity >= 0:
                     click.echo(
                         f"logwatch: watching {config.log_dir} every {config.poll_interval:g}s "

@@ -99,10 +99,22 @@ class Backoff:
         self.attempt = 0
 
 
-def install_signal_handlers(stop: threading.Event) -> None:
+def install_signal_handlers(stop: threading.Event, shutdown_timeout: float) -> None:
+    """SIGTERM/SIGINT: stop after the current batch. If that batch has not finished within
+    ``shutdown_timeout`` (a stalled database, say), leave anyway with exit code 0: the open
+    transaction dies with the connection and is rolled back, so the batch is simply read again."""
+
+    def watchdog() -> None:
+        time.sleep(shutdown_timeout)
+        log.warning("still busy %.0f s after the stop request; exiting now", shutdown_timeout)
+        logging.shutdown()
+        os._exit(0)
+
     def handler(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s; stopping after the current batch", signal.Signals(signum).name)
-        stop.set()
+        if not stop.is_set():
+            stop.set()
+            threading.Thread(target=watchdog, name="shutdown-watchdog", daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
