@@ -250,7 +250,13 @@ ANOMALY_COLUMNS = ("id", "severity", "stream", "line", "timestamp", "reasons", "
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--since", metavar="WHEN", help="Only detected since: 30m, 24h, 7d or an ISO time.")
 @click.option("--stream", metavar="NAME", help="Only this stream (e.g. access.log).")
-@click.option("--min-severity", type=click.IntRange(0, 100), default=0, show_default=True)
+@click.option(
+    "--min-severity",
+    type=click.IntRange(0, 100),
+    default=0,
+    show_default=True,
+    help="Only anomalies at least this severe (0-100).",
+)
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N anomalies.")
 @format_option
 @common_options
@@ -412,7 +418,12 @@ def status(
 
 @cli.group(context_settings=CONTEXT_SETTINGS)
 def db() -> None:
-    """Database maintenance."""
+    """Database maintenance.
+
+    \b
+    Example:
+      logwatch db upgrade --db-url sqlite:////var/lib/logwatch/logwatch.db
+    """
 
 
 @db.command(context_settings=CONTEXT_SETTINGS)

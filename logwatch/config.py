@@ -7,6 +7,7 @@ Precedence, lowest first: defaults < TOML file (``--config``) < environment (``L
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -77,12 +78,17 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             if text in ("0", "false", "no", "off"):
                 return False
             raise ValueError
+        if isinstance(raw, bool):  # TOML true is not a number, whatever Python thinks
+            raise ValueError
         if isinstance(current, int):
-            if isinstance(raw, bool):
+            if isinstance(raw, float) and not raw.is_integer():
                 raise ValueError
             return int(raw)
         if isinstance(current, float):
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError
+            return value
         if isinstance(current, tuple):
             if isinstance(raw, str):
                 return tuple(p.strip() for p in raw.split(",") if p.strip())
@@ -94,6 +100,9 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         return str(raw)
     except (TypeError, ValueError):
         kind = type(current).__name__ if current is not None else "path"
+        kind = {"int": "integer", "float": "number", "bool": "boolean", "tuple": "list"}.get(
+            kind, kind
+        )
         raise ConfigError(f"{source}: {name} = {raw!r} is not a valid {kind}") from None
 
 
@@ -114,11 +123,17 @@ def load_config(
             raise ConfigError(
                 f"config file {str(config_file)!r} cannot be read: {exc.strerror}"
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {str(config_file)!r} is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(
                 f"config file {str(config_file)!r} is not valid TOML: {exc}"
             ) from None
-        section = data.get("logwatch", data)
+        # Settings may sit at top level, under [logwatch], or both (the table wins).
+        nested = data.get("logwatch", {})
+        if not isinstance(nested, dict):
+            raise ConfigError(f"{config_file}: 'logwatch' must be a table of settings")
+        section = {k: v for k, v in data.items() if k != "logwatch"} | nested
         for key, raw in section.items():
             name = key.replace("-", "_")
             if name not in _FIELDS or isinstance(raw, dict):
@@ -145,7 +160,7 @@ def validate(config: Config) -> None:
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} = {getattr(config, name)!r} must be a positive integer")
-    if config.poll_interval <= 0:
+    if not math.isfinite(config.poll_interval) or config.poll_interval <= 0:
         raise ConfigError(
             f"poll_interval = {config.poll_interval!r} must be greater than 0 seconds"
         )

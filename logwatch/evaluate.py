@@ -53,19 +53,23 @@ class Evaluation:
 
 
 def read_labels(path: Path) -> list[Label]:
+    labels = []
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            for row in reader:
+                try:
+                    line = int(row["line"])
+                    if line < 1:
+                        raise ValueError
+                    labels.append(Label(row["path"], line, row.get("kind") or ""))
+                except (KeyError, TypeError, ValueError):
+                    raise ConfigError(
+                        f"{path}:{reader.line_num}: expected columns path,line[,kind] with a line "
+                        f"number of 1 or more, got {row!r}"
+                    ) from None
     except OSError as exc:
         raise ConfigError(f"labels file {str(path)!r} cannot be read: {exc.strerror}") from None
-    labels = []
-    for n, row in enumerate(rows, start=2):
-        try:
-            labels.append(Label(row["path"], int(row["line"]), row.get("kind") or ""))
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(
-                f"{path}:{n}: expected columns path,line[,kind] with an integer line, got {row!r}"
-            ) from None
     return labels
 
 

@@ -15,6 +15,14 @@ from typing import Any
 
 FORMATS = ("table", "json", "jsonl", "csv")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# json.dumps escapes U+0000-U+001F only; DEL and the C1 controls (U+009B is a one-byte CSI,
+# the start of a terminal command) would reach the terminal raw.
+_JSON_UNESCAPED_CONTROL = re.compile(r"[\x7f-\x9f]")
+
+
+def _json(value: Any, indent: int | None = None) -> str:
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return _JSON_UNESCAPED_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def escape_terminal(value: str) -> str:
@@ -29,9 +37,9 @@ def render(
     widths: dict[str, int] | None = None,
 ) -> str:
     if fmt == "json":
-        return json.dumps(list(rows), ensure_ascii=False, indent=2) + "\n"
+        return _json(list(rows), indent=2) + "\n"
     if fmt == "jsonl":
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        return "".join(_json(r) + "\n" for r in rows)
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(
@@ -64,7 +72,7 @@ def _cell(value: Any, width: int | None) -> str:
         text = f"{value:.3f}"
     else:
         text = str(value)
-    text = escape_terminal(text.replace("\n", " ⏎ "))
+    text = escape_terminal(text.replace("\n", " ⏎ ").replace("\t", "\\t"))
     if width is not None and len(text) > width:
         text = text[: max(width - 1, 1)] + "…"
     return text

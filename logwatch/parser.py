@@ -269,6 +269,9 @@ def _nil(v: str) -> str | None:
 
 
 def _json(s: str) -> ParsedLine | None:
+    if "\\u0000" in s:
+        # A JSON escape would bring back the NUL the reader removed; PostgreSQL text rejects it.
+        s = s.replace("\\u0000", "\\ufffd")
     try:
         obj = json.loads(s)
     except ValueError:

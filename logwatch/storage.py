@@ -273,7 +273,13 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
     if backend == "sqlite":
         db = parsed.database
         if db and db != ":memory:":
-            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(db).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create the database folder {str(folder)!r}: {exc.strerror}"
+                ) from None
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -624,7 +630,8 @@ class Store:
             .where(AnomalyRow.severity >= min_severity)
         )
         if since is not None:
-            q = q.where(AnomalyRow.detected_at >= since)
+            # Stored times are UTC; SQLite compares them as text, so compare in UTC too.
+            q = q.where(AnomalyRow.detected_at >= since.astimezone(UTC))
         if stream is not None:
             q = q.where(StreamRow.name == stream)
         q = q.order_by(AnomalyRow.id)
