@@ -97,7 +97,5 @@ def test_novelty_identical_and_unrelated() -> None:
 def test_novelty_equals_brute_force(text: str, candidates: list[str]) -> None:
     """The length cut-offs and score_cutoff never change the answer, only the cost."""
     got, _ = NoveltyDetector().nearest(text, candidates)
-    expected = min(
-        [distance(text, c) / max(len(text), len(c), 1) for c in candidates], default=1.0
-    )
+    expected = min([distance(text, c) / max(len(text), len(c), 1) for c in candidates], default=1.0)
     assert got == pytest.approx(min(expected, 1.0))

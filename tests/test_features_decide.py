@@ -17,9 +17,14 @@ from logwatch.features import (
 from logwatch.records import Event, EventSketch, ParsedLine
 
 
-def sketch(tid: int = 1, level: str | None = "INFO", slots: tuple[tuple[int, str], ...] = (),
-           fields: tuple[tuple[str, str], ...] = (), position: int = 500,
-           trouble: bool = False) -> EventSketch:
+def sketch(
+    tid: int = 1,
+    level: str | None = "INFO",
+    slots: tuple[tuple[int, str], ...] = (),
+    fields: tuple[tuple[str, str], ...] = (),
+    position: int = 500,
+    trouble: bool = False,
+) -> EventSketch:
     return EventSketch(tid, level, slots, 40, trouble, fields, position)
 
 
@@ -88,8 +93,12 @@ def test_stats_copy_and_restore_round_trip() -> None:
     copied.observe(sketch(3))
     assert 3 not in stats.template_counts  # the copy is independent
     restored = StreamStats.restore(
-        stats.events_total, dict(stats.level_counts), dict(stats.template_counts),
-        {t: stats.slots_json(t) for t in stats.slots}, stats.fields_json(), stats.trouble_events,
+        stats.events_total,
+        dict(stats.level_counts),
+        dict(stats.template_counts),
+        {t: stats.slots_json(t) for t in stats.slots},
+        stats.fields_json(),
+        stats.trouble_events,
     )
     probe = sketch(1, slots=((3, "304"), (5, "x")))
     assert event_features(probe, restored) == event_features(probe, stats)
@@ -158,10 +167,35 @@ def test_decide_keeps_event_position_and_text() -> None:
     f = event_features(new, stats, novelty=0.9, nearest="x")
     parsed = ParsedLine("boom", timestamp=datetime(2026, 3, 3, 10, 0), level="ERROR")
     event = Event(120, 7, 180, 2, "line one\n\tat trace", parsed)
-    found = decide(event, f, score=0.7, severity=80, template="boom", stream="s", path="/p",
-                   detected_at="2026-03-04T00:00:00+00:00", min_severity=40)
+    found = decide(
+        event,
+        f,
+        score=0.7,
+        severity=80,
+        template="boom",
+        stream="s",
+        path="/p",
+        detected_at="2026-03-04T00:00:00+00:00",
+        min_severity=40,
+    )
     assert found is not None
     assert (found.line, found.offset, found.text, found.timestamp) == (
-        7, 120, "line one\n\tat trace", "2026-03-03T10:00:00")
-    assert decide(event, f, score=0.7, severity=39, template="boom", stream="s", path="/p",
-                  detected_at="2026-03-04T00:00:00+00:00", min_severity=40) is None
+        7,
+        120,
+        "line one\n\tat trace",
+        "2026-03-03T10:00:00",
+    )
+    assert (
+        decide(
+            event,
+            f,
+            score=0.7,
+            severity=39,
+            template="boom",
+            stream="s",
+            path="/p",
+            detected_at="2026-03-04T00:00:00+00:00",
+            min_severity=40,
+        )
+        is None
+    )
