@@ -136,3 +136,60 @@ def test_feature_columns_are_fixed_by_name() -> None:
 
     f = Features({"novelty": 0.5}, 1, 1, None, 1.0, None, 1.0, None, None, 0.5)
     assert as_matrix([f], ("template_rarity", "novelty")) == [[0.0, 0.5]]
+
+
+def test_unchanged_files_are_not_opened(
+    store: Store, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = make(store, log_dir)
+    late = datetime.now(UTC) + timedelta(minutes=5)  # every file quiet: nothing held back
+    pipeline.poll(late)
+    opened: list[str] = []
+    import logwatch.reader as reader_module
+    import logwatch.watcher as watcher_module
+
+    real_read = reader_module.read_lines
+    real_fingerprint = watcher_module.fingerprint
+
+    def spy_read(path: str, *args: object, **kwargs: object) -> object:
+        opened.append(path)
+        return real_read(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def spy_fingerprint(path: str, *args: object, **kwargs: object) -> object:
+        opened.append(path)
+        return real_fingerprint(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader_module, "read_lines", spy_read)
+    monkeypatch.setattr(watcher_module, "fingerprint", spy_fingerprint)
+    assert pipeline.poll(late + timedelta(seconds=2)).lines == 0
+    assert opened == []
+    with (log_dir / "auth.log").open("a") as fh:
+        fh.write(
+            "Mar  3 23:59:59 web01 CRON[1]: pam_unix(cron:session): session closed for user x\n"
+        )
+    assert pipeline.poll(late + timedelta(seconds=4)).lines == 1
+    assert opened == [str(log_dir / "auth.log")]
+
+
+def test_rotated_siblings_share_one_stream(store: Store, tmp_path: Path) -> None:
+    import gzip
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def lines(start: int) -> bytes:
+        return "".join(
+            f"2026-03-0{start} 10:00:{i % 60:02d},000 INFO  [main] com.x.Svc - handled {i}\n"
+            for i in range(100)
+        ).encode()
+
+    (logs / "app.log.2.gz").write_bytes(gzip.compress(lines(1)))
+    (logs / "app.log.1").write_bytes(lines(2))
+    (logs / "app.log").write_bytes(lines(3))
+    make(store, logs, once=True).run_once(NOW)
+    files = store.files_report()
+    assert {f["stream"] for f in files} == {"app.log"}
+    assert sorted(f["lines_read"] for f in files) == [100, 100, 100]
+    templates = store.templates_report()
+    assert {t["stream"] for t in templates} == {"app.log"}
+    assert sum(t["count"] for t in templates) == 300
