@@ -442,3 +442,83 @@ def upgrade(config_file: Path | None, db_url: str | None, verbose: int, quiet: i
         raise _fail(exc) from None
     if config.verbosity >= 0:
         click.echo(f"database {redact(config.db_url)} is at the newest schema")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--labels",
+    "labels_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="CSV with columns path,line[,kind]; paths relative to --log-dir.",
+)
+@click.option(
+    "--log-dir",
+    "--log_dir",
+    "log_dir",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Folder the label paths are relative to [default: the labels file's folder].",
+)
+@format_option
+@common_options
+def evaluate(
+    labels_file: Path,
+    log_dir: Path | None,
+    fmt: str,
+    config_file: Path | None,
+    db_url: str | None,
+    verbose: int,
+    quiet: int,
+) -> None:
+    """Score the stored anomalies against a labels file: precision, recall, F1, false-positive rate.
+
+    \b
+    Example:
+      logwatch run --log-dir sample_input_logs --once
+      logwatch evaluate --labels sample_input_logs/labels.csv
+    """
+    from logwatch.evaluate import evaluate as score_run
+    from logwatch.evaluate import read_labels
+
+    try:
+        config = build_config(config_file, verbose, quiet, db_url=db_url)
+        labels = read_labels(labels_file)
+        store = open_store(config)
+        try:
+            found = store.anomalies()
+            lines_total = sum(int(f["lines_read"]) for f in store.files_report())
+        finally:
+            store.close()
+    except LogwatchError as exc:
+        raise _fail(exc) from None
+    result = score_run(found, labels, log_dir or labels_file.parent, lines_total or None)
+    fpr = result.false_positive_rate
+    summary = {
+        "labelled": result.labelled,
+        "reported": result.reported,
+        "true_positives": result.true_positives,
+        "precision": round(result.precision, 4),
+        "recall": round(result.recall, 4),
+        "f1": round(result.f1, 4),
+        "false_positive_rate": None if fpr is None else round(fpr, 6),
+        "kinds": {
+            k: {"found": f, "labelled": n} for k, (f, n) in sorted(result.kinds_found.items())
+        },
+    }
+    if fmt != "table":
+        click.echo(render([summary], fmt, tuple(summary)), nl=False)
+        return
+    for key in (
+        "labelled",
+        "reported",
+        "true_positives",
+        "precision",
+        "recall",
+        "f1",
+        "false_positive_rate",
+    ):
+        click.echo(f"{key:20} {summary[key]}")
+    for kind, (found_n, total) in sorted(result.kinds_found.items()):
+        click.echo(f"  {kind or '(no kind)':30} {found_n}/{total}")

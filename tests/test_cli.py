@@ -541,3 +541,27 @@ def test_log_content_is_escaped_in_the_table(tmp_path: Path) -> None:
     assert "\\x1b[31m<script>" in table
     templates = invoke(["templates", "--db-url", url], state, catch=False).stdout
     assert "\x1b" not in templates
+
+
+def test_evaluate_scores_the_run_against_labels(populated: Populated) -> None:
+    labels = Path(__file__).resolve().parents[1] / "sample_input_logs" / "labels.csv"
+    result = populated.cli(
+        "evaluate", "--labels", str(labels), "--log-dir", str(populated.log_dir), "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    (summary,) = json.loads(result.stdout)
+    assert summary["labelled"] == 70
+    assert summary["reported"] == len(populated.anomalies())
+    assert summary["recall"] >= 0.95 and summary["precision"] >= 0.8
+    assert summary["kinds"]["waf_block"] == {"found": 4, "labelled": 4}
+    assert 0 < summary["false_positive_rate"] < 0.01
+    table = populated.cli("evaluate", "--labels", str(labels), "--log-dir", str(populated.log_dir))
+    assert re.search(r"^recall\s+0\.9\d+$", table.stdout, re.M)
+
+
+def test_evaluate_with_a_missing_labels_file_is_one_line_error(populated: Populated) -> None:
+    result = populated.cli("evaluate", "--labels", "/nonexistent/labels.csv")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: labels file '/nonexistent/labels.csv' cannot be read: No such file or directory\n"
+    )
