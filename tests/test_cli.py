@@ -13,19 +13,17 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import click
 import pytest
 from click.testing import CliRunner, Result
-from conftest import PG_URL, ROOT, SAMPLES, _require_pg
-from sqlalchemy import create_engine, text
+from conftest import PG_URL, ROOT, SAMPLES, private_pg_url
 from sqlalchemy.engine import make_url
 
 from logwatch import __version__
@@ -104,25 +102,15 @@ def populated(
     """A database filled by one ``run --once`` over a copy of the samples (shared, read-only)."""
     base = tmp_path_factory.mktemp(f"populated-{request.param}")
     log_dir = sample_copy(base / "logs")
-    admin = schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{base / 'logwatch.db'}"
-    else:
-        _require_pg()
-        schema = f"lw_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in PG_URL else "?"
-        url = f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    state = base / "state"
-    result = invoke(["run", "--log-dir", str(log_dir), "--once", "--db-url", url], state)
-    assert result.exit_code == 0, result.output
-    yield Populated(request.param, url, log_dir, state, result.output)
-    if admin is not None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{base / 'logwatch.db'}"
+        else:
+            url = stack.enter_context(private_pg_url())
+        state = base / "state"
+        result = invoke(["run", "--log-dir", str(log_dir), "--once", "--db-url", url], state)
+        assert result.exit_code == 0, result.output
+        yield Populated(request.param, url, log_dir, state, result.output)
 
 
 # --- run --once ------------------------------------------------------------------------------
