@@ -11,7 +11,6 @@ import os
 import re
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from logwatch import __version__
 from logwatch.config import Config, load_config
 from logwatch.errors import ConfigError, LogwatchError, SourceError
 from logwatch.output import FORMATS, render
+from logwatch.signals import STOP, catch_stop_signals
 from logwatch.storage import Store, redact
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -157,9 +157,12 @@ def run(
       logwatch run --log-dir /var/log/myapp --poll-interval 5
       logwatch run --log-dir archive/ --once --db-url postgresql+psycopg2://me@db/logwatch
     """
-    from logwatch.daemon import InstanceLock, install_signal_handlers, run_daemon
+    from logwatch.daemon import InstanceLock, run_daemon
     from logwatch.pipeline import Pipeline
 
+    # Set up first thing (main.py did already, for the imports): a stop request at any moment from
+    # here on ends in a graceful exit 0, never in a half-written batch.
+    restore_signals = catch_stop_signals()
     try:
         config = build_config(
             config_file,
@@ -173,29 +176,32 @@ def run(
             db_url=db_url,
         )
         _check_log_dir(config.log_dir)
+        catch_stop_signals(config.shutdown_timeout)
         store = open_store(config)
         lock = InstanceLock(store, node or socket.gethostname())
         lock.acquire()
         try:
+            if STOP.is_set():
+                return  # stopped while starting: nothing was read, nothing to finish
             if config.once:
                 t0 = time.monotonic()
-                summary = Pipeline(config, store).run_once(datetime.now(UTC))
+                summary = Pipeline(config, store, stop=STOP).run_once(datetime.now(UTC))
                 _print_once_summary(summary, time.monotonic() - t0, config)
             else:
-                stop = threading.Event()
-                install_signal_handlers(stop, config.shutdown_timeout)
                 if config.verbosity >= 0:
                     click.echo(
                         f"logwatch: watching {config.log_dir} every {config.poll_interval:g}s "
                         f"(database {redact(config.db_url)}); Ctrl-C to stop",
                         err=True,
                     )
-                run_daemon(config, store, node=node or socket.gethostname(), stop=stop)
+                run_daemon(config, store, node=node or socket.gethostname(), stop=STOP)
         finally:
             lock.release()
             store.close()
     except LogwatchError as exc:
         raise _fail(exc) from None
+    finally:
+        restore_signals()
 
 
 def _check_log_dir(log_dir: Path | None) -> None:

@@ -9,14 +9,12 @@ import fcntl
 import logging
 import os
 import random
-import signal
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any, TextIO
 
 from sqlalchemy import text
@@ -61,8 +59,11 @@ class InstanceLock:
             fh.flush()
             self._file = fh
             return
-        key = zlib.crc32(f"logwatch:{self.store.schema or ''}:{self.node}".encode())
         conn = self.store.engine.connect()
+        # The schema the connection really writes to (it may come from the URL's search_path):
+        # daemons on different schemas of one server are different databases.
+        schema = conn.execute(text("SELECT current_schema()")).scalar()
+        key = zlib.crc32(f"logwatch:{schema}:{self.node}".encode())
         got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
         conn.commit()
         if not got:
@@ -97,27 +98,6 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
-
-
-def install_signal_handlers(stop: threading.Event, shutdown_timeout: float) -> None:
-    """SIGTERM/SIGINT: stop after the current batch. If that batch has not finished within
-    ``shutdown_timeout`` (a stalled database, say), leave anyway with exit code 0: the open
-    transaction dies with the connection and is rolled back, so the batch is simply read again."""
-
-    def watchdog() -> None:
-        time.sleep(shutdown_timeout)
-        log.warning("still busy %.0f s after the stop request; exiting now", shutdown_timeout)
-        logging.shutdown()
-        os._exit(0)
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s; stopping after the current batch", signal.Signals(signum).name)
-        if not stop.is_set():
-            stop.set()
-            threading.Thread(target=watchdog, name="shutdown-watchdog", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
 
 
 def run_daemon(

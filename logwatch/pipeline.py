@@ -129,9 +129,13 @@ class Pipeline:
         for snap in scan.files:
             by_stream.setdefault(snap.stream, []).append(snap)
         for name, snaps in sorted(by_stream.items()):
+            if self.stop.is_set():
+                break
             snaps.sort(key=_oldest_first)
             scoring = self._learn(name, snaps, now)
             for snap in snaps:
+                if self.stop.is_set():
+                    break
                 summary.add(self._process_file(snap, now, scoring=scoring))
         return summary
 
