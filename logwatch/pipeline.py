@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from logwatch import parser, reader, watcher
+from logwatch import identity, parser, reader, watcher
 from logwatch.config import Config
 from logwatch.decide import decide, severity_from_tail, warmup_severity
 from logwatch.detectors import NoveltyDetector, StreamDetector
@@ -39,8 +39,9 @@ from logwatch.records import (
     FileSnapshot,
     TemplateMatch,
     TemplateRow,
+    TrackedFile,
 )
-from logwatch.storage import FileUpdate, Store, StoredModel, StreamUpdate, TrackedFile
+from logwatch.storage import FileUpdate, Store, StoredModel, StreamUpdate
 from logwatch.templates import StreamTemplates
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ _VARIABLE = re.compile(r"<[A-Za-z*]+>")
 # A template is "rare" (worth a novelty check) up to this many events, "established" from this many.
 _RARE_MAX = 3
 _ESTABLISHED_MIN = 5
+# Identity: a fingerprint covers a file's first KiB; below 16 bytes it cannot tell files apart.
+_FINGERPRINT_BYTES = 1024
+_MIN_FINGERPRINT = 16
 
 
 @dataclass
@@ -115,28 +119,28 @@ class Pipeline:
         """One live poll: read what is new in every changed file and commit it batch by batch."""
         scan = self._scan()
         summary = PollSummary(files_seen=len(scan.files), skipped=list(scan.skipped))
-        for snap in scan.files:
+        for snap, row in self._plan(scan.files):
             if self.stop.is_set():
                 break
-            summary.add(self._process_file(snap, now, scoring=None))
+            summary.add(self._process_file(snap, row, now, scoring=None))
         return summary
 
     def run_once(self, now: datetime) -> PollSummary:
         """Everything present, each stream learned completely before any of its events is scored."""
         scan = self._scan()
         summary = PollSummary(files_seen=len(scan.files), skipped=list(scan.skipped))
-        by_stream: dict[str, list[FileSnapshot]] = {}
-        for snap in scan.files:
-            by_stream.setdefault(snap.stream, []).append(snap)
-        for name, snaps in sorted(by_stream.items()):
+        by_stream: dict[str, list[tuple[FileSnapshot, TrackedFile]]] = {}
+        for snap, row in self._plan(scan.files):
+            by_stream.setdefault(snap.stream, []).append((snap, row))
+        for name, work in sorted(by_stream.items()):
             if self.stop.is_set():
                 break
-            snaps.sort(key=_oldest_first)
-            scoring = self._learn(name, snaps, now)
-            for snap in snaps:
+            work.sort(key=lambda item: _oldest_first(item[0]))
+            scoring = self._learn(name, work, now)
+            for snap, row in work:
                 if self.stop.is_set():
                     break
-                summary.add(self._process_file(snap, now, scoring=scoring))
+                summary.add(self._process_file(snap, row, now, scoring=scoring))
         return summary
 
     def _scan(self) -> watcher.ScanResult:
@@ -179,7 +183,9 @@ class Pipeline:
         self._streams[name] = runtime
         return runtime
 
-    def _learn(self, name: str, snaps: Sequence[FileSnapshot], now: datetime) -> Scoring:
+    def _learn(
+        self, name: str, work: Sequence[tuple[FileSnapshot, TrackedFile]], now: datetime
+    ) -> Scoring:
         """--once learning pass on a scratch copy: templates and statistics of the whole stream,
         then a model fitted on a seeded reservoir sample of its events. Nothing is committed."""
         runtime = self._stream(name)
@@ -187,12 +193,9 @@ class Pipeline:
         reservoir: list[EventSketch] = []
         rng = random.Random(self.config.random_state)
         seen = 0
-        for snap in snaps:
-            tracked = self._files.get(snap.path)
-            start = (0, 0)
-            if tracked is not None and _continues(tracked, snap):
-                start = (tracked.offset, tracked.line_no)
-            for events, _, _ in self._batches(snap, *start, flush=True, year=now.year):
+        for snap, row in work:
+            batches = self._batches(snap, row.offset, row.line_no, flush=True, year=now.year)
+            for events, _, _ in batches:
                 for event in _collapse(events):
                     sketch = self._observe(scratch.templates, scratch.stats, event)
                     seen += 1
@@ -213,18 +216,17 @@ class Pipeline:
     def _process_file(
         self,
         snap: FileSnapshot,
+        tracked: TrackedFile,
         now: datetime,
         scoring: Scoring | None,
     ) -> PollSummary:
         summary = PollSummary()
-        tracked = self._files.get(snap.path)
         once = scoring is not None
         quiet = (now.timestamp() - snap.mtime_ns / 1e9) >= self.config.multiline_flush_seconds
-        if tracked is not None and tracked.attr_hash == snap.attr_hash:
+        if tracked.attr_hash == snap.attr_hash:
             # Unchanged since last poll: not opened, unless a held-back last event is now due.
             if tracked.offset >= snap.size or not (once or quiet):
                 return summary
-        tracked = self._identify(tracked, snap)
         runtime = self._stream(snap.stream)
         summary.files_read = 1
         try:
@@ -245,6 +247,7 @@ class Pipeline:
                     lines_read=n_lines,
                     events_read=sum(e.count for e in events),
                 )
+                self._identity_hashes(snap, tracked, file_update)
                 try:
                     inserted = self.store.commit_batch(file_update, update, anomalies)
                 except Exception:
@@ -253,7 +256,15 @@ class Pipeline:
                     self._files_stale = True
                     raise
                 runtime.templates.mark_clean()
-                tracked = dataclasses.replace(tracked, offset=end_offset, line_no=end_line_no)
+                tracked = dataclasses.replace(
+                    tracked,
+                    offset=end_offset,
+                    line_no=end_line_no,
+                    fp_len=file_update.fp_len if file_update.fp_len is not None else tracked.fp_len,
+                    fp_hash=file_update.fp_hash or tracked.fp_hash,
+                    marker_len=file_update.marker_len or 0,
+                    marker_hash=file_update.marker_hash or "",
+                )
                 self._files[snap.path] = tracked
                 summary.lines += n_lines
                 summary.events += len(events)
@@ -266,35 +277,116 @@ class Pipeline:
             self.store.note_file_error(tracked.id, str(exc))
         # Attribute hash is stored even when nothing complete was read, so the file is not reopened.
         self._files[snap.path] = dataclasses.replace(
-            tracked, attr_hash=snap.attr_hash, size=snap.size
+            tracked, attr_hash=snap.attr_hash, size=snap.size, mtime_ns=snap.mtime_ns
         )
         return summary
 
-    def _identify(self, tracked: TrackedFile | None, snap: FileSnapshot) -> TrackedFile:
-        """Same file as before, or a new one (first sight, replaced at the same path, truncated)."""
-        if tracked is not None and _continues(tracked, snap):
-            return tracked
-        if tracked is not None:
-            truncated = (tracked.dev, tracked.ino) == (snap.dev, snap.ino)
-            self.store.retire_file(
-                tracked.id, "truncated" if truncated else "replaced", truncated=truncated
-            )
-            log.info(
-                "%s was %s; reading it from the start",
-                snap.path,
-                "truncated" if truncated else "replaced",
-            )
+    # ------------------------------------------------------------------ identity
+
+    def _plan(self, snaps: Sequence[FileSnapshot]) -> list[tuple[FileSnapshot, TrackedFile]]:
+        """Match files on disk to stored rows (identity.reconcile) and record the outcome."""
+        retired_cache: dict[int, list[TrackedFile]] = {}
+
+        def retired(snap: FileSnapshot) -> list[TrackedFile]:
+            stream_id = self._stream(snap.stream).id
+            if stream_id not in retired_cache:
+                retired_cache[stream_id] = self.store.recent_retired(stream_id)
+            return retired_cache[stream_id]
+
+        actions = identity.reconcile(
+            snaps,
+            self._files,
+            still_valid=self._still_valid,
+            carries=self._carries,
+            retired=retired,
+            stream_of=lambda snap: self._stream(snap.stream).id,
+        )
+        work: list[tuple[FileSnapshot, TrackedFile]] = []
+        for action in actions:
+            if isinstance(action, identity.Continue):
+                work.append((action.snap, action.row))
+            elif isinstance(action, identity.Truncated):
+                log.warning("%s was truncated; reading it again from the start", action.snap.path)
+                self.store.retire_file(action.row.id, "truncated", truncated=True)
+                work.append((action.snap, self._add(action.snap)))
+            elif isinstance(action, identity.Moved):
+                log.info("%s is now %s", action.row.path, action.snap.path)
+                moved = self.store.move_file(
+                    action.row.id, path=action.snap.path, dev=action.snap.dev, ino=action.snap.ino
+                )
+                work.append((action.snap, moved))
+            elif isinstance(action, identity.New):
+                if action.resume is not None:
+                    log.info(
+                        "%s carries %s: resuming at byte %d",
+                        action.snap.path,
+                        action.resume.path,
+                        action.resume.offset,
+                    )
+                work.append((action.snap, self._add(action.snap, action.resume)))
+            else:
+                if action.gap_bytes:
+                    log.warning(
+                        "%s was %s with %d bytes unread (recorded as a gap)",
+                        action.row.path,
+                        action.status,
+                        action.gap_bytes,
+                    )
+                self.store.retire_file(action.row.id, action.status, gap_bytes=action.gap_bytes)
+        self._files = {snap.path: row for snap, row in work}
+        return work
+
+    def _add(self, snap: FileSnapshot, resume: TrackedFile | None = None) -> TrackedFile:
         fp_len, fp_hash = watcher.fingerprint(snap.path, compressed=snap.compressed)
-        fresh = self.store.add_file(
+        return self.store.add_file(
             path=snap.path,
             stream_id=self._stream(snap.stream).id,
             dev=snap.dev,
             ino=snap.ino,
             fp_len=fp_len,
             fp_hash=fp_hash,
+            resume=resume,
         )
-        self._files[snap.path] = fresh
-        return fresh
+
+    def _still_valid(self, row: TrackedFile, snap: FileSnapshot) -> bool:
+        """The bytes ``row`` read are still where they were (not truncated and rewritten)."""
+        return self._carries(row, snap, minimum=0)
+
+    def _carries(
+        self, row: TrackedFile, snap: FileSnapshot, minimum: int = _MIN_FINGERPRINT
+    ) -> bool:
+        """``snap`` starts with the content ``row`` read: fingerprint prefix and offset marker."""
+        if row.fp_len < minimum:
+            return False  # too little content to tell files apart
+        try:
+            if row.fp_len:
+                got = watcher.fingerprint(snap.path, compressed=snap.compressed, length=row.fp_len)
+                if got != (row.fp_len, row.fp_hash):
+                    return False
+            if row.marker_len:
+                at = watcher.marker(
+                    snap.path, row.offset, compressed=snap.compressed, length=row.marker_len
+                )
+                if at != (row.marker_len, row.marker_hash):
+                    return False
+        except (OSError, SourceError):
+            return False
+        return True
+
+    def _identity_hashes(self, snap: FileSnapshot, row: TrackedFile, update: FileUpdate) -> None:
+        """Refresh the offset marker (and a fingerprint still shorter than 1 KiB) for the commit.
+
+        Compressed archives are immutable and re-hashing them means decompressing: skipped."""
+        if snap.compressed:
+            return
+        try:
+            update.marker_len, update.marker_hash = watcher.marker(
+                snap.path, update.offset, compressed=False
+            )
+            if row.fp_len < _FINGERPRINT_BYTES and snap.size > row.fp_len:
+                update.fp_len, update.fp_hash = watcher.fingerprint(snap.path, compressed=False)
+        except (OSError, SourceError):
+            pass  # the next poll's identity check sees what happened to the file
 
     def _batches(
         self, snap: FileSnapshot, offset: int, line_no: int, *, flush: bool, year: int
@@ -486,14 +578,6 @@ def _collapse(events: list[Event]) -> list[Event]:
         else:
             out[index] = dataclasses.replace(out[index], count=out[index].count + event.count)
     return out
-
-
-def _continues(tracked: TrackedFile | None, snap: FileSnapshot) -> bool:
-    return (
-        tracked is not None
-        and (tracked.dev, tracked.ino) == (snap.dev, snap.ino)
-        and snap.size >= tracked.offset
-    )
 
 
 def _oldest_first(snap: FileSnapshot) -> tuple[int, str]:

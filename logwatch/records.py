@@ -32,6 +32,28 @@ class FileSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackedFile:
+    """A file's stored state: where it is, what it is (identity hashes), how far it was read."""
+
+    id: int
+    path: str
+    stream_id: int
+    dev: int
+    ino: int
+    size: int  # size when last seen
+    mtime_ns: int
+    attr_hash: str
+    fp_len: int  # bytes covered by fp_hash: the file's first <= 1 KiB, grown as the file grows
+    fp_hash: str
+    offset: int  # just past the last processed line
+    line_no: int  # lines before offset
+    status: str  # active / rotated / deleted / replaced / truncated
+    last_progress_at: datetime | None = None
+    marker_len: int = 0  # bytes covered by marker_hash: the <= 32 bytes just before offset
+    marker_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RawLine:
     """One complete line read from a file, without its line terminator."""
 

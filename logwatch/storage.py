@@ -39,7 +39,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from logwatch.errors import StateCorruptError, StorageError
-from logwatch.records import Anomaly, TemplateRow
+from logwatch.records import Anomaly, TemplateRow, TrackedFile
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -173,26 +173,6 @@ metadata = Base.metadata
 
 
 @dataclass(frozen=True, slots=True)
-class TrackedFile:
-    """A file's stored state, as the pipeline reads it."""
-
-    id: int
-    path: str
-    stream_id: int
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-    attr_hash: str
-    fp_len: int
-    fp_hash: str
-    offset: int
-    line_no: int
-    status: str
-    last_progress_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class StoredStream:
     id: int
     name: str
@@ -229,6 +209,8 @@ class FileUpdate:
     events_read: int
     fp_len: int | None = None
     fp_hash: str | None = None
+    marker_len: int | None = None
+    marker_hash: str | None = None
     last_error: str | None = None
 
 
@@ -414,7 +396,10 @@ class Store:
         ino: int,
         fp_len: int,
         fp_hash: str,
+        resume: TrackedFile | None = None,
     ) -> TrackedFile:
+        """A new active row; ``resume`` is a retired row whose content this file carries (a copy,
+        a compressed copy): reading then starts where that one stopped."""
         with self._begin() as conn:
             file_id = conn.execute(
                 self._insert(FileRow)
@@ -429,22 +414,43 @@ class Store:
                     attr_hash="",
                     fp_len=fp_len,
                     fp_hash=fp_hash,
-                    offset=0,
-                    line_no=0,
+                    offset=resume.offset if resume else 0,
+                    line_no=resume.line_no if resume else 0,
                     status="active",
                     first_seen_at=utcnow(),
                     lines_read=0,
                     events_read=0,
-                    rotations=0,
+                    rotations=1 if resume else 0,
                     truncations=0,
                     gap_bytes=0,
-                    marker_len=0,
-                    marker_hash="",
+                    marker_len=resume.marker_len if resume else 0,
+                    marker_hash=resume.marker_hash if resume else "",
                 )
                 .returning(FileRow.id)
             ).scalar_one()
             row = conn.execute(select(FileRow).where(FileRow.id == file_id)).one()
             return _tracked(row)
+
+    def move_file(self, file_id: int, *, path: str, dev: int, ino: int) -> TrackedFile:
+        """The file of ``file_id`` is now at ``path`` (renamed, or carried over to a new inode)."""
+        with self._begin() as conn:
+            conn.execute(
+                update(FileRow)
+                .where(FileRow.id == file_id)
+                .values(path=path, dev=dev, ino=ino, rotations=FileRow.rotations + 1)
+            )
+            return _tracked(conn.execute(select(FileRow).where(FileRow.id == file_id)).one())
+
+    def recent_retired(self, stream_id: int, limit: int = 20) -> list[TrackedFile]:
+        """The stream's latest rows that are no longer active, newest first (copy candidates)."""
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(FileRow)
+                .where(FileRow.stream_id == stream_id, FileRow.status != "active")
+                .order_by(FileRow.id.desc())
+                .limit(limit)
+            ).all()
+            return [_tracked(r) for r in rows]
 
     def retire_file(
         self,
@@ -490,6 +496,8 @@ class Store:
             }
             if file.fp_hash is not None:
                 values["fp_len"], values["fp_hash"] = file.fp_len, file.fp_hash
+            if file.marker_hash is not None:
+                values["marker_len"], values["marker_hash"] = file.marker_len, file.marker_hash
             moved = conn.execute(
                 update(FileRow)
                 .where(FileRow.id == file.file_id, FileRow.offset == file.expected_offset)
@@ -759,20 +767,22 @@ def _iso(value: datetime | None) -> str:
 
 def _tracked(r: Any) -> TrackedFile:
     return TrackedFile(
-        r.id,
-        r.path,
-        r.stream_id,
-        int(r.dev),
-        int(r.ino),
-        int(r.size),
-        int(r.mtime_ns),
-        r.attr_hash,
-        r.fp_len,
-        r.fp_hash,
-        int(r.offset),
-        int(r.line_no),
-        r.status,
-        r.last_progress_at,
+        id=r.id,
+        path=r.path,
+        stream_id=r.stream_id,
+        dev=int(r.dev),
+        ino=int(r.ino),
+        size=int(r.size),
+        mtime_ns=int(r.mtime_ns),
+        attr_hash=r.attr_hash,
+        fp_len=int(r.fp_len),
+        fp_hash=r.fp_hash,
+        offset=int(r.offset),
+        line_no=int(r.line_no),
+        status=r.status,
+        last_progress_at=r.last_progress_at,
+        marker_len=int(r.marker_len),
+        marker_hash=r.marker_hash,
     )
 
 

@@ -417,7 +417,6 @@ def test_poll_interval_not_finite_is_a_config_error(
 
     started: list[Any] = []
     monkeypatch.setattr(logwatch.daemon, "run_daemon", lambda *a, **k: started.append(a))
-    monkeypatch.setattr(logwatch.daemon, "install_signal_handlers", lambda *a, **k: None)
     url = f"sqlite:///{tmp_path / 'x.db'}"
     result = invoke(
         ["run", "--log-dir", str(tmp_path), "--poll-interval", value, "--db-url", url], tmp_path
