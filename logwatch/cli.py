@@ -367,6 +367,7 @@ def _listing(
         "size",
         "lag_bytes",
         "lines_read",
+        "rotations",
         "truncations",
         "gap_bytes",
         "last_error",

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from logwatch import identity, parser, reader, watcher
 from logwatch.config import Config
+from logwatch.crashpoints import crash_point
 from logwatch.decide import decide, severity_from_tail, warmup_severity
 from logwatch.detectors import NoveltyDetector, StreamDetector
 from logwatch.errors import SourceError
@@ -248,6 +249,7 @@ class Pipeline:
                     events_read=sum(e.count for e in events),
                 )
                 self._identity_hashes(snap, tracked, file_update)
+                crash_point("batch:read")
                 try:
                     inserted = self.store.commit_batch(file_update, update, anomalies)
                 except Exception:

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from logwatch.crashpoints import crash_point
 from logwatch.errors import StateCorruptError, StorageError
 from logwatch.records import Anomaly, TemplateRow, TrackedFile
 
@@ -482,6 +483,7 @@ class Store:
         """Commit one batch atomically; returns the number of anomalies actually inserted."""
         now = utcnow()
         with self._begin() as conn:
+            crash_point("commit:begin")
             values: dict[str, Any] = {
                 "offset": file.offset,
                 "line_no": file.line_no,
@@ -507,6 +509,7 @@ class Store:
                 raise StaleOffsetError(
                     f"file {file.file_id}: stored offset is no longer {file.expected_offset}"
                 )
+            crash_point("commit:offset")
             conn.execute(
                 update(StreamRow)
                 .where(StreamRow.id == stream.stream_id)
@@ -529,7 +532,9 @@ class Store:
                 )
                 result: CursorResult[Any] = conn.execute(stmt, rows)
                 inserted = max(result.rowcount, 0)
-            return inserted
+            crash_point("commit:anomalies")
+        crash_point("commit:after")
+        return inserted
 
     def _insert(self, table: Any) -> Any:
         return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
