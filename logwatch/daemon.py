@@ -115,6 +115,8 @@ def run_daemon(
     rng = random.Random()
     backoff = Backoff()
     pipeline: Pipeline | None = None
+    degraded_since: datetime | None = None
+    last_problem: str | None = None
     _health(store, node, "starting", started)
     while not stop.is_set():
         t0 = clock()
@@ -125,12 +127,32 @@ def run_daemon(
         except StorageError as exc:
             delay = backoff.next_delay(rng)
             log.warning("database problem (%s); degraded, retrying in %.1f s", exc, delay)
+            degraded_since = degraded_since or datetime.now(UTC)
             _health(store, node, "degraded", started, error=str(exc))
+            last_problem = str(exc)
             stop.wait(delay)
             continue
         backoff.reset()
         elapsed = clock() - t0
-        _health(store, node, "running", started, poll_ms=elapsed * 1000.0)
+        note = None
+        if degraded_since is not None:
+            # The database could not record the outage while it lasted; say so now it is back.
+            seconds = (datetime.now(UTC) - degraded_since).total_seconds()
+            note = (
+                f"degraded for {seconds:.0f} s from {degraded_since:%Y-%m-%dT%H:%M:%SZ} "
+                f"({last_problem}); recovered"
+            )
+            log.warning("database is back after %.0f s; resumed where it stopped", seconds)
+            degraded_since = None
+        _health(
+            store,
+            node,
+            "running",
+            started,
+            poll_ms=elapsed * 1000.0,
+            error=note,
+            keep_error=note is None,
+        )
         if summary.lines or summary.errors:
             log.info(
                 "poll: %d lines, %d events, %d anomalies, %d errors in %.0f ms",
@@ -156,10 +178,16 @@ def _health(
     *,
     poll_ms: float | None = None,
     error: str | None = None,
+    keep_error: bool = False,
 ) -> None:
     try:
         store.record_daemon(
-            node, state=state, started_at=started, last_poll_ms=poll_ms, error=error
+            node,
+            state=state,
+            started_at=started,
+            last_poll_ms=poll_ms,
+            error=error,
+            keep_error=keep_error,
         )
     except StorageError:
         pass  # health is best effort: the database being down is exactly what it would report

@@ -120,7 +120,7 @@ class Pipeline:
         """One live poll: read what is new in every changed file and commit it batch by batch."""
         scan = self._scan()
         summary = PollSummary(files_seen=len(scan.files), skipped=list(scan.skipped))
-        for snap, row in self._plan(scan.files):
+        for snap, row in self._plan_or_reload(scan.files):
             if self.stop.is_set():
                 break
             summary.add(self._process_file(snap, row, now, scoring=None))
@@ -131,7 +131,7 @@ class Pipeline:
         scan = self._scan()
         summary = PollSummary(files_seen=len(scan.files), skipped=list(scan.skipped))
         by_stream: dict[str, list[tuple[FileSnapshot, TrackedFile]]] = {}
-        for snap, row in self._plan(scan.files):
+        for snap, row in self._plan_or_reload(scan.files):
             by_stream.setdefault(snap.stream, []).append((snap, row))
         for name, work in sorted(by_stream.items()):
             if self.stop.is_set():
@@ -284,6 +284,18 @@ class Pipeline:
         return summary
 
     # ------------------------------------------------------------------ identity
+
+    def _plan_or_reload(
+        self, snaps: Sequence[FileSnapshot]
+    ) -> list[tuple[FileSnapshot, TrackedFile]]:
+        try:
+            return self._plan(snaps)
+        except Exception:
+            # Some of the plan's writes may have committed (a new file's row, say): the in-memory
+            # map of files is reloaded from the database before the next attempt, or that file
+            # would get a second row and be read twice.
+            self._files_stale = True
+            raise
 
     def _plan(self, snaps: Sequence[FileSnapshot]) -> list[tuple[FileSnapshot, TrackedFile]]:
         """Match files on disk to stored rows (identity.reconcile) and record the outcome."""

@@ -607,7 +607,9 @@ class Store:
         started_at: datetime,
         last_poll_ms: float | None = None,
         error: str | None = None,
+        keep_error: bool = False,
     ) -> None:
+        """Upsert this node's health; ``keep_error`` leaves the last recorded problem in place."""
         now = utcnow()
         values = {
             "node": node,
@@ -620,7 +622,12 @@ class Store:
         }
         with self._begin() as conn:
             stmt = self._insert(DaemonRow).values(**values)
-            set_ = {k: stmt.excluded[k] for k in ("pid", "state", "started_at", "last_error")}
+            kept = (
+                ("pid", "state", "started_at")
+                if keep_error
+                else ("pid", "state", "started_at", "last_error")
+            )
+            set_ = {k: stmt.excluded[k] for k in kept}
             if last_poll_ms is not None:
                 set_["last_poll_at"] = stmt.excluded.last_poll_at
                 set_["last_poll_ms"] = stmt.excluded.last_poll_ms
