@@ -35,15 +35,14 @@ def warmup_severity(f: Features) -> tuple[float, int]:
 
 
 # Evidence thresholds: what makes a fact worth telling a person (and worth an alert at all).
-RARE_TEMPLATE_SHARE = 0.002
 TROUBLE_TEMPLATE_SHARE = 0.02
-RARE_LEVEL_SHARE = 0.05
+RARE_LEVEL_SHARE = 0.01  # ERROR in 1% of a stream's events is routine there
 LONG_VALUE_Z = 4.0
 # A rare template that is a close variant of an established one (a user name in first position
 # splits Drain's tree, say) is not news; neither is one first seen while the stream was starting.
 VARIANT_DISTANCE = 0.25
 STARTUP_EVENTS = 100
-NEW_TEMPLATE_SHARE = 0.02  # new templates are news while under this share of events are singletons
+NEW_TEMPLATE_SHARE = 0.02  # rare templates are news while under this share of events have one
 TROUBLE_STREAM_SHARE = 0.02  # failure messages are news while under this share of the stream
 EVIDENT_LEVELS = frozenset({"ERROR", "CRITICAL", "FATAL"})  # WARN alone is routine
 
@@ -56,8 +55,8 @@ def explain(f: Features, score: float) -> tuple[tuple[str, ...], bool]:
     share = f.template_size / total
     # Good-Turing: in a stream where events with never-repeated templates are common, one more new
     # template is not news; the same for failure messages in a stream full of them.
-    own_singleton = 1.0 / total if f.template_size <= 1 else 0.0
-    vocabulary_settled = f.singleton_share - own_singleton < NEW_TEMPLATE_SHARE
+    own_rare = share if f.template_size <= f.rare_cut else 0.0
+    vocabulary_settled = f.rare_template_share - own_rare < NEW_TEMPLATE_SHARE
     own_trouble = share if f.values.get("trouble", 0.0) > 0 else 0.0
     failures_rare = f.trouble_share - own_trouble < TROUBLE_STREAM_SHARE
     novel = (
@@ -69,7 +68,7 @@ def explain(f: Features, score: float) -> tuple[tuple[str, ...], bool]:
         out.append(f"new template, {f.novelty:.2f} from nearest known line")
     elif novel and f.template_size <= 1:
         out.append("new template, nothing like it seen before")
-    elif novel and f.template_size <= max(2, RARE_TEMPLATE_SHARE * f.events_total):
+    elif novel and f.template_size <= f.rare_cut:
         out.append(f"template seen {f.template_size:,} times in {f.events_total:,} events")
     elif f.values.get("trouble", 0.0) > 0 and share < TROUBLE_TEMPLATE_SHARE and failures_rare:
         out.append(

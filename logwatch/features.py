@@ -42,6 +42,8 @@ MAX_SLOT_VALUES = 32
 # Below this many observations a slot's statistics say nothing yet.
 MIN_SLOT_OBSERVATIONS = 20
 MAX_SLOT_VALUE_CHARS = 120
+# A template is rare in its stream up to this share of its events (and at least 2 events).
+RARE_TEMPLATE_SHARE = 0.002
 # A value is rare in its slot under this share; a slot is "categorical" (new values there are
 # news) while its other rare values together stay under it too (Good-Turing: the mass of values
 # seen rarely estimates the chance of seeing a new one).
@@ -166,11 +168,15 @@ class StreamStats:
             self.trouble_events,
         )
 
-    def singleton_share(self) -> float:
-        """Share of events whose template was seen exactly once: Good-Turing's estimate of the
-        chance that the next event has a template never seen before."""
-        singletons = sum(1 for c in self.template_counts.values() if c == 1)
-        return singletons / max(self.events_total, 1)
+    def rare_cut(self) -> int:
+        """Up to this many events, a template is rare in this stream."""
+        return max(2, int(RARE_TEMPLATE_SHARE * self.events_total))
+
+    def rare_template_share(self) -> float:
+        """Share of events whose template is rare (Good-Turing, generalised from singletons: how
+        likely the next event is to have a template seen never or hardly ever before)."""
+        cut = self.rare_cut()
+        return sum(c for c in self.template_counts.values() if c <= cut) / max(self.events_total, 1)
 
     def fields_json(self) -> dict[str, Any]:
         return {name: v.to_json() for name, v in self.fields.items()}
@@ -209,7 +215,7 @@ def event_features(
     *,
     novelty: float = 0.0,
     nearest: str | None = None,
-    singleton_share: float | None = None,
+    rare_template_share: float | None = None,
 ) -> Features:
     """The feature vector of one event against ``stats`` (which already include the event)."""
     total = max(stats.events_total, 1)
@@ -241,7 +247,8 @@ def event_features(
         novelty,
         longest[1],
         sketch.position,
-        stats.singleton_share() if singleton_share is None else singleton_share,
+        stats.rare_template_share() if rare_template_share is None else rare_template_share,
+        stats.rare_cut(),
         stats.trouble_events / total,
     )
 

@@ -553,7 +553,7 @@ class Pipeline:
         )
         established_text = [templates.template(tid) for tid in established[:200]]
         generation = hash(tuple(established[:200]))
-        singletons = stats.singleton_share()  # O(templates): once per batch, not per event
+        rare_share = stats.rare_template_share()  # O(templates): once per batch, not per event
         out = []
         for sketch in sketches:
             novelty, nearest = 0.0, None
@@ -563,7 +563,7 @@ class Pipeline:
                 )
             out.append(
                 event_features(
-                    sketch, stats, novelty=novelty, nearest=nearest, singleton_share=singletons
+                    sketch, stats, novelty=novelty, nearest=nearest, rare_template_share=rare_share
                 )
             )
         return out

@@ -192,5 +192,6 @@ class Features:
     novelty: float  # normalised edit distance to ``nearest`` (0 = identical, 1 = nothing alike)
     long_value: str | None = None  # the variable value whose length is furthest from its slot's
     position: int = 0  # events the stream had before this one
-    singleton_share: float = 0.0  # share of the stream's events whose template is seen once
+    rare_template_share: float = 0.0  # share of the stream's events whose template is rare
+    rare_cut: int = 2  # a template with at most this many events is rare in this stream
     trouble_share: float = 0.0  # share of the stream's events with a failure word
