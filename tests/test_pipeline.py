@@ -193,3 +193,35 @@ def test_rotated_siblings_share_one_stream(store: Store, tmp_path: Path) -> None
     templates = store.templates_report()
     assert {t["stream"] for t in templates} == {"app.log"}
     assert sum(t["count"] for t in templates) == 300
+
+
+def test_partial_line_and_multiline_event_across_a_restart(store: Store, tmp_path: Path) -> None:
+    """Matrix rows 15 and 20: an event cut by a restart is processed once, whole."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    app = logs / "app.log"
+    head = "".join(
+        f"2026-03-03 10:00:{i % 60:02d},000 INFO  [main] com.x.Svc - handled {i}\n"
+        for i in range(200)
+    )
+    app.write_text(
+        head + "2026-03-03 10:05:00,000 ERROR [main] com.x.Svc - request failed\n"
+        "java.lang.IllegalStateException: boom\n\tat com.x.Svc.run(Svc"
+    )
+    soon = datetime.now(UTC)  # the file is not quiet yet: the last event is held back
+    make(store, logs).poll(soon)
+    (row,) = store.files_report()
+    assert row["lines_read"] == 200  # neither the ERROR event nor its partial trace line
+    with app.open("a") as fh:
+        fh.write(".java:42)\n\tat com.x.Main.main(Main.java:7)\n")
+    restarted = make(store, logs)  # a new process: nothing in memory
+    late = datetime.now(UTC) + timedelta(minutes=5)
+    summary = restarted.poll(late)
+    assert (summary.lines, summary.events) == (4, 1)
+    (row,) = store.files_report()
+    assert (row["lines_read"], row["offset"]) == (204, app.stat().st_size)
+    errors = [a for a in store.anomalies() if a.line == 201]
+    assert len(errors) == 1
+    assert errors[0].text.endswith(
+        "\tat com.x.Svc.run(Svc.java:42)\n\tat com.x.Main.main(Main.java:7)"
+    )
