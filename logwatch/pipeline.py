@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import random
 import re
 import threading
@@ -113,6 +114,7 @@ class Pipeline:
         self._streams: dict[str, StreamRuntime] = {}
         self._files: dict[str, TrackedFile] = store.active_files()
         self._files_stale = False
+        self._skips_noted: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ entry points
 
@@ -153,7 +155,16 @@ class Pipeline:
                 f"log directory {str(self.root)!r} does not exist or is not a directory"
             )
         include = self.config.include or watcher.DEFAULT_INCLUDE
-        return watcher.scan(self.root, include, self.config.exclude)
+        scan = watcher.scan(self.root, include, self.config.exclude)
+        for path, reason in scan.skipped:
+            if (path, reason) not in self._skips_noted:  # once per process, not every poll
+                log.warning("skipping %s: %s", path, reason)
+                rel = os.path.relpath(path, self.root)
+                self.store.note_skipped(
+                    path, self.store.stream_id(watcher.stream_name(rel)), reason
+                )
+                self._skips_noted.add((path, reason))
+        return scan
 
     # ------------------------------------------------------------------ streams
 

@@ -442,6 +442,43 @@ class Store:
             )
             return _tracked(conn.execute(select(FileRow).where(FileRow.id == file_id)).one())
 
+    def note_skipped(self, path: str, stream_id: int, reason: str) -> None:
+        """Record an entry the watcher will not read (a FIFO, a socket, a second link to a file...)
+        so that ``logwatch files`` shows every skip with its reason."""
+        with self._begin() as conn:
+            found = conn.scalar(
+                select(FileRow.id).where(FileRow.path == path, FileRow.status == "skipped")
+            )
+            if found is not None:
+                conn.execute(update(FileRow).where(FileRow.id == found).values(last_error=reason))
+                return
+            conn.execute(
+                self._insert(FileRow).values(
+                    path=path,
+                    stream_id=stream_id,
+                    dev=0,
+                    ino=0,
+                    size=0,
+                    mtime_ns=0,
+                    ctime_ns=0,
+                    attr_hash="",
+                    fp_len=0,
+                    fp_hash="",
+                    offset=0,
+                    line_no=0,
+                    status="skipped",
+                    first_seen_at=utcnow(),
+                    lines_read=0,
+                    events_read=0,
+                    rotations=0,
+                    truncations=0,
+                    gap_bytes=0,
+                    marker_len=0,
+                    marker_hash="",
+                    last_error=reason,
+                )
+            )
+
     def recent_retired(self, stream_id: int, limit: int = 20) -> list[TrackedFile]:
         """The stream's latest rows that are no longer active, newest first (copy candidates)."""
         with self._begin() as conn:

@@ -4,6 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -225,3 +226,25 @@ def test_partial_line_and_multiline_event_across_a_restart(store: Store, tmp_pat
     assert errors[0].text.endswith(
         "\tat com.x.Svc.run(Svc.java:42)\n\tat com.x.Main.main(Main.java:7)"
     )
+
+
+def test_every_skipped_entry_is_listed_with_its_reason(store: Store, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    (logs / "dir.log").mkdir(parents=True)
+    os.mkfifo(logs / "pipe.log")
+    (logs / "zero.log").symlink_to("/dev/zero")
+    (logs / "real.log").write_text("2026-03-03 10:00:00,000 INFO  [main] c.X - ok\n")
+    (logs / "alias.log").hardlink_to(logs / "real.log")
+    late = datetime.now(UTC) + timedelta(minutes=5)  # quiet: nothing held back
+    for _ in range(2):  # a second poll must not list them twice
+        make(store, logs).poll(late)
+    rows = {Path(f["path"]).name: f for f in store.files_report()}
+    # Two names for one file: one is read, the other listed as the same file.
+    read, alias = sorted(("alias.log", "real.log"), key=lambda n: rows[n]["status"])
+    assert (rows[read]["status"], rows[read]["lines_read"]) == ("active", 1)
+    assert {n: (r["status"], r["last_error"]) for n, r in rows.items() if n != read} == {
+        alias: ("skipped", f"same file as {logs / read}"),
+        "dir.log": ("skipped", "is a directory"),
+        "pipe.log": ("skipped", "FIFO"),
+        "zero.log": ("skipped", "symlink to a character device"),
+    }
