@@ -194,7 +194,7 @@ def run(
                         f"(database {redact(config.db_url)}); Ctrl-C to stop",
                         err=True,
                     )
-                run_daemon(config, store, node=node or socket.gethostname(), stop=STOP)
+                run_daemon(config, store, node=node or socket.gethostname(), stop=STOP, lock=lock)
         finally:
             lock.release()
             store.close()
@@ -370,6 +370,7 @@ def _listing(
         "rotations",
         "truncations",
         "gap_bytes",
+        "lines_truncated",
         "last_error",
     ),
     {"path": 60, "last_error": 40},

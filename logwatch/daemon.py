@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 
 from logwatch.config import Config
 from logwatch.errors import AlreadyRunningError, StorageError
@@ -71,6 +72,31 @@ class InstanceLock:
             raise AlreadyRunningError(f"another logwatch is already running for {what}")
         self._conn = conn
 
+    def ensure(self) -> None:
+        """Still holding the lock? A PostgreSQL restart ends the session that held it: take it
+        again, or stop if another daemon got it meanwhile (two writers must never run at once)."""
+        if self.store.dialect != "postgresql":
+            return  # the lock file is held by this process until it exits
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                self._conn.commit()
+                return
+            except Exception:  # noqa: BLE001 - any failure means the session (and lock) is gone
+                try:
+                    self._conn.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                self._conn = None
+                log.warning("the database session holding the instance lock was lost")
+        # Not holding it (lost now, or a retry after the server was still down): take it again.
+        try:
+            self.acquire()
+        except OperationalError as exc:
+            first_line = (str(exc.orig).strip().splitlines() or ["connection failed"])[0]
+            raise StorageError(f"database unavailable: {first_line}") from None
+        log.warning("instance lock taken again")
+
     def release(self) -> None:
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
@@ -106,6 +132,7 @@ def run_daemon(
     *,
     node: str,
     stop: threading.Event | None = None,
+    lock: InstanceLock | None = None,
     clock: Callable[[], float] = time.monotonic,
     on_poll: Callable[[PollSummary], Any] | None = None,
 ) -> None:
@@ -121,6 +148,8 @@ def run_daemon(
     while not stop.is_set():
         t0 = clock()
         try:
+            if lock is not None:
+                lock.ensure()
             if pipeline is None:
                 pipeline = Pipeline(config, store, stop=stop)
             summary = pipeline.poll(datetime.now(UTC))

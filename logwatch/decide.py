@@ -124,6 +124,8 @@ def decide(
     why, evident = explain(features, score)
     if not evident:
         return None
+    if event.truncated:
+        why = (*why, "a line of this event was truncated (longer than max_line_bytes)")
     ts = event.parsed.timestamp
     return Anomaly(
         stream=stream,

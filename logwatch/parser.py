@@ -280,6 +280,10 @@ def _json(s: str) -> ParsedLine | None:
         return None
     flat: dict[str, FieldValue] = {}
     _flatten(obj, "", flat)
+    if _SURROGATE_ESCAPE.search(s):
+        # A lone surrogate escape ("\ud800") is valid JSON but not encodable text: every string
+        # downstream (templates, the database) must be UTF-8, so such characters become U+FFFD.
+        flat = {_clean(k): _clean(v) if isinstance(v, str) else v for k, v in flat.items()}
     message = ts = level = None
     for key in ("message", "msg", "log", "event", "@message"):
         if key in flat and flat[key] is not None:
@@ -310,6 +314,13 @@ def _json(s: str) -> ParsedLine | None:
     proc = _pick(flat, ("logger", "logger_name", "service", "service.name", "process.name"), str)
     pid = _pick(flat, ("pid", "process.pid"), int)
     return ParsedLine(message, ts, level, host, proc, pid, flat, "json")
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _clean(text: str) -> str:
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _pick(flat: Mapping[str, FieldValue], keys: tuple[str, ...], kind: type[T]) -> T | None:

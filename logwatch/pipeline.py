@@ -245,7 +245,7 @@ class Pipeline:
             for events, result_end, lines in self._batches(
                 snap, tracked.offset, tracked.line_no, flush=once or quiet, year=now.year
             ):
-                end_offset, end_line_no, n_lines = result_end
+                end_offset, end_line_no, n_lines, n_truncated = result_end
                 anomalies, update = self._analyse(runtime, events, snap, now, scoring)
                 file_update = FileUpdate(
                     file_id=tracked.id,
@@ -258,6 +258,7 @@ class Pipeline:
                     attr_hash=snap.attr_hash,
                     lines_read=n_lines,
                     events_read=sum(e.count for e in events),
+                    lines_truncated=n_truncated,
                 )
                 self._identity_hashes(snap, tracked, file_update)
                 crash_point("batch:read")
@@ -415,8 +416,9 @@ class Pipeline:
 
     def _batches(
         self, snap: FileSnapshot, offset: int, line_no: int, *, flush: bool, year: int
-    ) -> Iterator[tuple[list[Event], tuple[int, int, int], int]]:
-        """Bounded batches of complete events: (events, (end offset, end line no, lines), bytes).
+    ) -> Iterator[tuple[list[Event], tuple[int, int, int, int], int]]:
+        """Bounded batches of complete events:
+        (events, (end offset, end line no, lines, lines cut at max_line_bytes), bytes).
 
         A last event that may still get continuation lines is held back: the offset stops at its
         first line, so it is read again (whole) next time, unless ``flush`` says the file is done.
@@ -446,7 +448,8 @@ class Pipeline:
                 end_offset, end_line_no = lines[consumed].offset, lines[consumed].line_no - 1
             if end_offset == offset:
                 return
-            yield events, (end_offset, end_line_no, end_line_no - line_no), end_offset - offset
+            cut = sum(1 for line in lines[:consumed] if line.truncated)
+            yield events, (end_offset, end_line_no, end_line_no - line_no, cut), end_offset - offset
             offset, line_no = end_offset, end_line_no
             if result.at_eof:
                 return

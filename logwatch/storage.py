@@ -91,6 +91,7 @@ class FileRow(Base):
     rotations: Mapped[int] = mapped_column(Integer, default=0)
     truncations: Mapped[int] = mapped_column(Integer, default=0)
     gap_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    lines_truncated: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_progress_at: Mapped[datetime | None] = mapped_column(
@@ -208,6 +209,7 @@ class FileUpdate:
     attr_hash: str
     lines_read: int
     events_read: int
+    lines_truncated: int = 0
     fp_len: int | None = None
     fp_hash: str | None = None
     marker_len: int | None = None
@@ -530,6 +532,7 @@ class Store:
                 "attr_hash": file.attr_hash,
                 "lines_read": FileRow.lines_read + file.lines_read,
                 "events_read": FileRow.events_read + file.events_read,
+                "lines_truncated": FileRow.lines_truncated + file.lines_truncated,
                 "last_progress_at": now,
                 "last_error": file.last_error,
             }
@@ -735,6 +738,7 @@ class Store:
                     "rotations": f.rotations,
                     "truncations": f.truncations,
                     "gap_bytes": int(f.gap_bytes),
+                    "lines_truncated": int(f.lines_truncated),
                     "last_error": f.last_error,
                 }
                 for f in conn.execute(q).all()

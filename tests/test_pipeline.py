@@ -248,3 +248,13 @@ def test_every_skipped_entry_is_listed_with_its_reason(store: Store, tmp_path: P
         "pipe.log": ("skipped", "FIFO"),
         "zero.log": ("skipped", "symlink to a character device"),
     }
+
+
+def test_lines_cut_at_max_line_bytes_are_counted(store: Store, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    line = "2026-03-03 10:00:00,000 INFO  [main] c.X - ok\n"
+    (logs / "a.log").write_text(line * 10 + "x" * 5000 + "\n" + line * 10)
+    make(store, logs, max_line_bytes=1024).poll(datetime.now(UTC) + timedelta(minutes=5))
+    (row,) = store.files_report()
+    assert (row["lines_read"], row["lines_truncated"]) == (21, 1)

@@ -592,6 +592,7 @@ def test_files_report_lag(store: Store) -> None:
         "rotations": 0,
         "truncations": 0,
         "gap_bytes": 0,
+        "lines_truncated": 0,
         "last_error": None,
     }
     assert report[g.path]["lag_bytes"] == 0
