@@ -181,6 +181,7 @@ def run(
         lock = InstanceLock(store, node or socket.gethostname())
         lock.acquire()
         try:
+            store.verify()
             if STOP.is_set():
                 return  # stopped while starting: nothing was read, nothing to finish
             if config.once:

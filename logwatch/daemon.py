@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
 from logwatch.config import Config
-from logwatch.errors import AlreadyRunningError, StorageError
+from logwatch.errors import AlreadyRunningError, StateCorruptError, StorageError
 from logwatch.pipeline import Pipeline, PollSummary
 from logwatch.storage import Store
 
@@ -153,6 +153,8 @@ def run_daemon(
             if pipeline is None:
                 pipeline = Pipeline(config, store, stop=stop)
             summary = pipeline.poll(datetime.now(UTC))
+        except StateCorruptError:
+            raise  # not an outage: retrying cannot help, and guessing could lose lines
         except StorageError as exc:
             delay = backoff.next_delay(rng)
             log.warning("database problem (%s); degraded, retrying in %.1f s", exc, delay)

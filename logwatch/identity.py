@@ -97,8 +97,10 @@ def reconcile(
             continue
         claimed.add(row.id)
         placed.add(snap.path)
-        unchanged = row.attr_hash == snap.attr_hash
-        if unchanged or (snap.size >= row.offset and still_valid(row, snap)):
+        # Offsets in a .gz/.bz2 count decompressed bytes: only a plain file's size says anything.
+        fits = snap.compressed or row.offset <= snap.size
+        unchanged = row.attr_hash == snap.attr_hash and fits
+        if unchanged or (fits and still_valid(row, snap)):
             actions.append(Continue(snap, row))
         else:
             actions.append(Truncated(snap, row))

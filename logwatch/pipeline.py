@@ -218,7 +218,9 @@ class Pipeline:
                         slot = rng.randrange(seen)
                         if slot < self.config.max_train_samples:
                             reservoir[slot] = sketch
-        if len(reservoir) >= 2:
+        # A forest fitted on a handful of events says nothing; tiny streams are scored by the plain
+        # signals (novel template, rare ERROR), as in daemon mode before a stream is trained.
+        if len(reservoir) >= self.config.train_min_events:
             rows = self._features(reservoir, scratch)
             scratch.detector = self._fit(as_matrix(rows))
         return scratch
@@ -252,7 +254,8 @@ class Pipeline:
                     expected_offset=tracked.offset,
                     offset=end_offset,
                     line_no=end_line_no,
-                    size=snap.size,
+                    # The file may have grown between the scan's stat and this read.
+                    size=max(snap.size, end_offset) if not snap.compressed else snap.size,
                     mtime_ns=snap.mtime_ns,
                     ctime_ns=snap.ctime_ns,
                     attr_hash=snap.attr_hash,
@@ -371,6 +374,7 @@ class Pipeline:
             ino=snap.ino,
             fp_len=fp_len,
             fp_hash=fp_hash,
+            size=snap.size,
             resume=resume,
         )
 

@@ -303,7 +303,58 @@ class Store:
         except OperationalError as exc:
             raise StorageError(f"cannot reach the database: {_db_reason(exc)}") from None
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot upgrade the database schema: {_db_reason(exc)}") from None
+            raise StorageError(
+                f"cannot upgrade the database schema: {_db_reason(exc)} (is --db-url a logwatch "
+                "database? restore it from a backup, or use a new one)"
+            ) from None
+
+    def verify(self) -> None:
+        """Refuse to start on corrupt state rather than silently re-read (RELIABILITY.md row 26).
+
+        Checks what a bad disk or a bug could leave behind: impossible offsets, and template rows
+        that do not decode to token lists."""
+        with self._begin() as conn:
+            bad = conn.execute(
+                select(FileRow.path, FileRow.offset, FileRow.size)
+                .where(
+                    FileRow.status == "active",
+                    (FileRow.offset < 0)
+                    | (FileRow.line_no < 0)
+                    # Compressed files' offsets count decompressed bytes, so may exceed the size.
+                    | (
+                        (FileRow.offset > FileRow.size)
+                        & ~FileRow.path.like("%.gz")
+                        & ~FileRow.path.like("%.bz2")
+                    ),
+                )
+                .limit(1)
+            ).first()
+            if bad is not None:
+                raise StateCorruptError(
+                    f"stored state is corrupt: {bad.path!r} has offset {bad.offset} "
+                    f"(file size when last seen: {bad.size}); {_RECOVER}"
+                )
+            try:
+                rows = conn.execute(
+                    select(
+                        TemplateDbRow.template_id,
+                        TemplateDbRow.template_tokens,
+                        TemplateDbRow.creation_tokens,
+                        StreamRow.name,
+                    ).join(StreamRow, StreamRow.id == TemplateDbRow.stream_id)
+                )
+                for row in rows:
+                    if not isinstance(row.template_tokens, list) or not isinstance(
+                        row.creation_tokens, list
+                    ):
+                        raise StateCorruptError(
+                            f"stored state is corrupt: template {row.template_id} of stream "
+                            f"{row.name!r} is not a token list; {_RECOVER}"
+                        )
+            except (ValueError, TypeError) as exc:  # JSON that does not decode at all
+                raise StateCorruptError(
+                    f"stored state is corrupt: a template row does not decode ({exc}); {_RECOVER}"
+                ) from None
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
@@ -350,8 +401,8 @@ class Store:
                     t.creation_tokens, list
                 ):
                     raise StateCorruptError(
-                        f"template {t.template_id} of stream {row.name!r} is corrupt; "
-                        "run `logwatch db reset-stream` or restore a backup"
+                        f"stored state is corrupt: template {t.template_id} of stream "
+                        f"{row.name!r} is not a token list; {_RECOVER}"
                     )
                 templates.append(
                     TemplateRow(
@@ -399,6 +450,7 @@ class Store:
         ino: int,
         fp_len: int,
         fp_hash: str,
+        size: int = 0,
         resume: TrackedFile | None = None,
     ) -> TrackedFile:
         """A new active row; ``resume`` is a retired row whose content this file carries (a copy,
@@ -411,7 +463,7 @@ class Store:
                     stream_id=stream_id,
                     dev=dev,
                     ino=ino,
-                    size=0,
+                    size=size,
                     mtime_ns=0,
                     ctime_ns=0,
                     attr_hash="",
@@ -793,6 +845,12 @@ class Store:
                 "models": conn.scalar(select(func.count()).select_from(ModelRow)) or 0,
                 "anomalies": conn.scalar(select(func.count()).select_from(AnomalyRow)) or 0,
             }
+
+
+_RECOVER = (
+    "logwatch will not guess (that could re-read or skip lines): restore the database from a "
+    "backup, or start over with a new one (--db-url)"
+)
 
 
 def redact(url: str) -> str:
