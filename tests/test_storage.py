@@ -739,7 +739,10 @@ def test_sqlite_file_that_is_not_a_database(tmp_path: Path) -> None:
             s.upgrade()
     finally:
         s.close()
-    assert str(info.value) == "cannot upgrade the database schema: file is not a database"
+    assert str(info.value) == (
+        "cannot upgrade the database schema: file is not a database (is --db-url a logwatch "
+        "database? restore it from a backup, or use a new one)"
+    )
 
 
 def test_sqlite_directory_that_cannot_be_created(tmp_path: Path) -> None:
