@@ -46,6 +46,11 @@ class Config:
     chunk_bytes: int = 1 << 20
     max_line_bytes: int = 64 * 1024
     multiline_flush_seconds: float = 5.0  # a quiet file's held-back last event is scored after this
+    # Daemon mode keeps a descriptor on each live file so one deleted or moved away with unread
+    # bytes can still be drained: at most this many (least recently active closed first) ...
+    max_open_files: int = 100
+    # ... and each closed once its file has had nothing new for this long (seconds).
+    close_inactive: float = 300.0
     # Templates (Drain3).
     template_sim_th: float = 0.7  # measured on loghub: bench/grouping.py
     template_depth: int = 5
@@ -156,7 +161,13 @@ def load_config(
 
 
 def validate(config: Config) -> None:
-    positive = ("chunk_bytes", "max_line_bytes", "n_estimators", "max_train_samples")
+    positive = (
+        "chunk_bytes",
+        "max_line_bytes",
+        "n_estimators",
+        "max_train_samples",
+        "max_open_files",
+    )
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} = {getattr(config, name)!r} must be a positive integer")

@@ -198,6 +198,8 @@ def run_daemon(
         if on_poll is not None:
             on_poll(summary)
         stop.wait(max(0.0, config.poll_interval - elapsed))
+    if pipeline is not None:
+        pipeline.close()
     _health(store, node, "stopped", started)
 
 

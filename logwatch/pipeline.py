@@ -13,8 +13,9 @@ import logging
 import os
 import random
 import re
+import stat
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -115,6 +116,9 @@ class Pipeline:
         self._files: dict[str, TrackedFile] = store.active_files()
         self._files_stale = False
         self._skips_noted: set[tuple[str, str]] = set()
+        # Daemon mode: file id -> [descriptor, last activity (epoch s)], least recent first.
+        self._handles: OrderedDict[int, list[float]] = OrderedDict()
+        self._draining: list[tuple[TrackedFile, str]] = []  # gone; a descriptor still reads it
 
     # ------------------------------------------------------------------ entry points
 
@@ -126,6 +130,10 @@ class Pipeline:
             if self.stop.is_set():
                 break
             summary.add(self._process_file(snap, row, now, scoring=None))
+        while self._draining and not self.stop.is_set():
+            row, status = self._draining.pop(0)
+            summary.add(self._drain(row, status, now))
+        self._close_idle_handles(now)
         return summary
 
     def run_once(self, now: datetime) -> PollSummary:
@@ -233,19 +241,29 @@ class Pipeline:
         tracked: TrackedFile,
         now: datetime,
         scoring: Scoring | None,
+        drain_fd: int | None = None,
     ) -> PollSummary:
         summary = PollSummary()
         once = scoring is not None
         quiet = (now.timestamp() - snap.mtime_ns / 1e9) >= self.config.multiline_flush_seconds
+        quiet = quiet or drain_fd is not None
         if tracked.attr_hash == snap.attr_hash:
             # Unchanged since last poll: not opened, unless a held-back last event is now due.
             if tracked.offset >= snap.size or not (once or quiet):
+                self._touch_handle(tracked, snap, now, grew=False)
                 return summary
+        if not once and drain_fd is None:
+            self._touch_handle(tracked, snap, now, grew=True)
         runtime = self._stream(snap.stream)
         summary.files_read = 1
         try:
             for events, result_end, lines in self._batches(
-                snap, tracked.offset, tracked.line_no, flush=once or quiet, year=now.year
+                snap,
+                tracked.offset,
+                tracked.line_no,
+                flush=once or quiet,
+                year=now.year,
+                fd=drain_fd,
             ):
                 end_offset, end_line_no, n_lines, n_truncated = result_end
                 anomalies, update = self._analyse(runtime, events, snap, now, scoring)
@@ -282,7 +300,8 @@ class Pipeline:
                     marker_len=file_update.marker_len or 0,
                     marker_hash=file_update.marker_hash or "",
                 )
-                self._files[snap.path] = tracked
+                if drain_fd is None:  # a drained file's path may hold a new file by now
+                    self._files[snap.path] = tracked
                 summary.lines += n_lines
                 summary.events += len(events)
                 summary.anomalies += inserted
@@ -292,11 +311,89 @@ class Pipeline:
         except SourceError as exc:
             summary.errors.append((snap.path, str(exc)))
             self.store.note_file_error(tracked.id, str(exc))
-        # Attribute hash is stored even when nothing complete was read, so the file is not reopened.
-        self._files[snap.path] = dataclasses.replace(
-            tracked, attr_hash=snap.attr_hash, size=snap.size, mtime_ns=snap.mtime_ns
-        )
+        if drain_fd is None:
+            # The attribute hash is kept even when nothing complete was read: not reopened.
+            self._files[snap.path] = dataclasses.replace(
+                tracked, attr_hash=snap.attr_hash, size=snap.size, mtime_ns=snap.mtime_ns
+            )
         return summary
+
+    # ------------------------------------------------------------------ descriptors
+
+    def _touch_handle(
+        self, row: TrackedFile, snap: FileSnapshot, now: datetime, *, grew: bool
+    ) -> None:
+        """Keep a descriptor on a live plain file (daemon mode), so that if it is deleted or moved
+        away with bytes not yet read, those bytes can still be read (RELIABILITY.md §4)."""
+        if self.config.once or snap.compressed:
+            return
+        held = self._handles.get(row.id)
+        if held is not None:
+            if grew:
+                held[1] = now.timestamp()
+                self._handles.move_to_end(row.id)
+            return
+        if not grew:
+            return  # an idle file needs no descriptor: nothing unread can be lost with it
+        try:
+            fd = os.open(snap.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return  # gone already, or out of descriptors: the poll's identity check will see
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (snap.dev, snap.ino):
+            os.close(fd)  # replaced between the scan and now
+            return
+        self._handles[row.id] = [fd, now.timestamp()]
+        while len(self._handles) > self.config.max_open_files:
+            _, (old_fd, _) = self._handles.popitem(last=False)
+            os.close(int(old_fd))
+
+    def _close_idle_handles(self, now: datetime) -> None:
+        cutoff = now.timestamp() - self.config.close_inactive
+        for file_id in [fid for fid, (_, used) in self._handles.items() if used < cutoff]:
+            os.close(int(self._handles.pop(file_id)[0]))
+
+    def _drain(self, row: TrackedFile, status: str, now: datetime) -> PollSummary:
+        """Read a file that is gone from the log root to its end through the descriptor still held
+        on it, then retire it; whatever could not be read is recorded as a gap."""
+        fd = int(self._handles.pop(row.id)[0])
+        try:
+            st = os.fstat(fd)
+            stream = self.store.stream_name(row.stream_id)
+            snap = FileSnapshot(
+                row.path,
+                row.path,
+                stream,
+                st.st_dev,
+                st.st_ino,
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                "drained",
+                False,
+            )
+            summary = self._process_file(snap, row, now, scoring=None, drain_fd=fd)
+            gap = max(st.st_size - self.store.file_offset(row.id), 0)
+            if gap:
+                log.warning(
+                    "%s was %s with %d bytes unread (recorded as a gap)", row.path, status, gap
+                )
+            else:
+                log.info(
+                    "%s was %s; its last bytes were read through the open descriptor",
+                    row.path,
+                    status,
+                )
+            self.store.retire_file(row.id, status, gap_bytes=gap)
+            return summary
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Release every descriptor held on log files."""
+        while self._handles:
+            _, (fd, _) = self._handles.popitem()
+            os.close(int(fd))
 
     # ------------------------------------------------------------------ identity
 
@@ -353,6 +450,8 @@ class Pipeline:
                         action.resume.offset,
                     )
                 work.append((action.snap, self._add(action.snap, action.resume)))
+            elif action.row.id in self._handles and not self.config.once:
+                self._draining.append((action.row, action.status))
             else:
                 if action.gap_bytes:
                     log.warning(
@@ -419,7 +518,14 @@ class Pipeline:
             pass  # the next poll's identity check sees what happened to the file
 
     def _batches(
-        self, snap: FileSnapshot, offset: int, line_no: int, *, flush: bool, year: int
+        self,
+        snap: FileSnapshot,
+        offset: int,
+        line_no: int,
+        *,
+        flush: bool,
+        year: int,
+        fd: int | None = None,
     ) -> Iterator[tuple[list[Event], tuple[int, int, int, int], int]]:
         """Bounded batches of complete events:
         (events, (end offset, end line no, lines, lines cut at max_line_bytes), bytes).
@@ -427,7 +533,9 @@ class Pipeline:
         A last event that may still get continuation lines is held back: the offset stops at its
         first line, so it is read again (whole) next time, unless ``flush`` says the file is done.
         """
-        once = self.config.once
+        # A partial last line is read only when no more can come: one-shot mode, or a file that
+        # is gone and being drained through its descriptor.
+        final_read = self.config.once or fd is not None
         while True:
             result = reader.read_lines(
                 snap.path,
@@ -436,7 +544,8 @@ class Pipeline:
                 compressed=snap.compressed,
                 chunk_bytes=self.config.chunk_bytes,
                 max_line_bytes=self.config.max_line_bytes,
-                final=once,
+                final=final_read,
+                fd=fd,
             )
             if result.problem:
                 log.warning("%s: %s", snap.path, result.problem)

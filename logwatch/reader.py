@@ -239,6 +239,7 @@ def read_lines(
     chunk_bytes: int = 1 << 20,
     max_line_bytes: int = 65536,
     final: bool = False,
+    fd: int | None = None,
 ) -> ReadResult:
     """Read the complete lines after ``start_offset`` (about ``chunk_bytes`` of them, at least one).
 
@@ -246,12 +247,16 @@ def read_lines(
     line that has no '\\n'. A line longer than ``max_line_bytes`` is cut at a UTF-8 boundary and
     flagged; the rest of it is skipped without being held in memory. Raises ``SourceError`` when the
     file cannot be opened or read; never for a damaged compressed stream (see ``problem``).
+    ``fd``: read this open descriptor of a plain file instead of opening ``path`` (a file deleted
+    or moved away since; the caller keeps the descriptor, the reader reads through a duplicate).
     """
     if start_offset < 0 or start_line_no < 0 or chunk_bytes < 1 or max_line_bytes < 1:
         raise ValueError("offsets and line numbers must be >= 0, sizes >= 1")
     src: _PlainSource | _CompressedSource
     if compressed:
         src = _compressed_source(path, start_offset)
+    elif fd is not None:
+        src = _PlainSource(io.FileIO(os.dup(fd), "rb", closefd=True), start_offset)
     else:
         src = _PlainSource(_open_regular(path), start_offset)
     try:

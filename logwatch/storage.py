@@ -533,6 +533,14 @@ class Store:
                 )
             )
 
+    def stream_name(self, stream_id: int) -> str:
+        with self._begin() as conn:
+            return str(conn.scalar(select(StreamRow.name).where(StreamRow.id == stream_id)))
+
+    def file_offset(self, file_id: int) -> int:
+        with self._begin() as conn:
+            return int(conn.scalar(select(FileRow.offset).where(FileRow.id == file_id)) or 0)
+
     def recent_retired(self, stream_id: int, limit: int = 20) -> list[TrackedFile]:
         """The stream's latest rows that are no longer active, newest first (copy candidates)."""
         with self._begin() as conn:

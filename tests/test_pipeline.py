@@ -258,3 +258,39 @@ def test_lines_cut_at_max_line_bytes_are_counted(store: Store, tmp_path: Path) -
     make(store, logs, max_line_bytes=1024).poll(datetime.now(UTC) + timedelta(minutes=5))
     (row,) = store.files_report()
     assert (row["lines_read"], row["lines_truncated"]) == (21, 1)
+
+
+def test_deleted_file_is_drained_through_its_open_descriptor(store: Store, tmp_path: Path) -> None:
+    """Bytes appended just before a file is deleted are still read (no gap) in daemon mode."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    app = logs / "app.log"
+    line = "2026-03-03 10:00:{:02d},000 INFO  [main] com.x.Svc - handled {}\n"
+    app.write_text("".join(line.format(i % 60, i) for i in range(100)))
+    pipeline = make(store, logs)
+    late = datetime.now(UTC) + timedelta(minutes=5)
+    assert pipeline.poll(late).lines == 100
+    with app.open("a") as fh:
+        fh.write("".join(line.format(i % 60, i) for i in range(100, 110)))
+        fh.write("2026-03-03 10:01:00,000 INFO  [main] com.x.Svc - last words, no newline")
+    app.unlink()
+    summary = pipeline.poll(late + timedelta(seconds=2))
+    assert summary.lines == 11  # ten lines and the final partial one: the file is gone for good
+    (row,) = store.files_report()
+    assert (row["status"], row["lines_read"], row["gap_bytes"]) == ("deleted", 111, 0)
+    assert pipeline._handles == {}  # the descriptor was released after the drain
+    pipeline.close()
+
+
+def test_descriptors_are_bounded_and_closed_when_idle(store: Store, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(12):
+        (logs / f"f{i}.log").write_text("2026-03-03 10:00:00,000 INFO  [main] c.X - ok\n")
+    pipeline = make(store, logs, max_open_files=5, close_inactive=60.0)
+    late = datetime.now(UTC) + timedelta(minutes=5)
+    pipeline.poll(late)
+    assert len(pipeline._handles) == 5
+    pipeline.poll(late + timedelta(seconds=61))
+    assert pipeline._handles == {}
+    pipeline.close()

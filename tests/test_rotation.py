@@ -327,8 +327,9 @@ def _then_a_new_file_is_read_from_zero(
 def test_deleted_with_seen_unread_lines_reports_a_gap(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """logwatch saw the file's size but stopped after one batch; the file is deleted before the
-    rest is read: the loss is the unread byte count, recorded, never silent (§0.7, §4)."""
+    """logwatch saw the file's size but stopped after one batch; the file is deleted while no
+    descriptor is held on it (here: across a restart): the loss is the unread byte count,
+    recorded, never silent (§0.7, §4)."""
     logs, clock = Logs(tmp_path / "logs"), Clock()
     pipeline = make(store, logs.root, chunk_bytes=4096)
     logs.append("app.log", 100)
@@ -353,6 +354,9 @@ def test_deleted_with_seen_unread_lines_reports_a_gap(
     unread_bytes = size - row["offset"]
     unread_lines = data[len(data) - unread_bytes :].count(b"\n")
     (logs.root / "app.log").unlink()
+    # A restart: the new process holds no descriptor on the deleted file, so its unread bytes are
+    # a gap. (A running daemon drains them through its descriptor: test_pipeline covers that.)
+    pipeline = make(store, logs.root)
     poll(pipeline, clock)
 
     row = _assert_deleted(store, "app.log")
@@ -376,6 +380,7 @@ def test_deleted_with_a_partial_last_line_reports_a_gap(store: Store, tmp_path: 
     poll(pipeline, clock)
     assert active(store, "app.log")["lines_read"] == 100, report(store)
     (logs.root / "app.log").unlink()
+    pipeline = make(store, logs.root)  # a restart: no descriptor held, the partial line is lost
     poll(pipeline, clock)
 
     row = _assert_deleted(store, "app.log")
@@ -498,6 +503,9 @@ def test_inode_reuse_is_a_new_file(store: Store, tmp_path: Path, target: str) ->
     logs.append("app.log", 100)
     poll(pipeline, clock)
     old = (root / "app.log").stat()
+    # A restart: a running daemon's descriptor would keep the deleted inode from being reused.
+    pipeline.close()
+    pipeline = make(store, root)
     (root / "app.log").unlink()
     probes = []
     reused: Path | None = None
