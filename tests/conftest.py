@@ -20,6 +20,9 @@ from sqlalchemy import create_engine, text
 
 from logwatch.storage import Store
 
+# The process-test fixtures (hang_guard, seed, lw_dir) live beside the harness they serve.
+pytest_plugins = ["daemon_harness"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_input_logs"
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -23,10 +23,13 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
+
+import pytest
 
 from logwatch.storage import Store
 from logwatch.watcher import DEFAULT_INCLUDE
@@ -559,3 +562,43 @@ def exactly_once_problems(
         if a.text != line_text and not multiline:  # a multiline event's text starts with it
             problems.append(f"anomaly at {a.path}:{a.line}: text {a.text[:80]!r} != {raw[:80]!r}")
     return OracleReport(problems, files, streams, anomalies)
+
+
+# ---------------------------------------------------------------- fixtures for the process tests
+
+TEST_TIMEOUT = 150  # seconds; a hung daemon or wait fails the test instead of hanging the run
+SLOW_TIMEOUT = 600  # for @pytest.mark.slow soak variants
+
+
+@pytest.fixture
+def hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail (not hang) a test that runs too long (no pytest-timeout here). Process-test modules
+    use it for every test: ``pytestmark = pytest.mark.usefixtures("hang_guard")``."""
+    limit = SLOW_TIMEOUT if request.node.get_closest_marker("slow") else TEST_TIMEOUT
+
+    def expired(_signum: int, _frame: FrameType | None) -> None:
+        raise TimeoutError(f"test exceeded {limit}s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(limit)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def seed() -> int:
+    """Random per run, printed, and repeatable with LOGWATCH_TEST_SEED."""
+    value = int(os.environ.get("LOGWATCH_TEST_SEED", random.randrange(2**32)))
+    print(f"LOGWATCH_TEST_SEED={value}")
+    return value
+
+
+@pytest.fixture
+def lw_dir(tmp_path: Path) -> Path:
+    """An empty log directory for numbered files only."""
+    target = tmp_path / "lw-logs"
+    target.mkdir()
+    return target

@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -37,38 +36,7 @@ from daemon_harness import (
 
 from logwatch.records import Anomaly
 
-TEST_TIMEOUT = 150  # seconds; a hung daemon or wait fails the test instead of hanging the run
-
-
-@pytest.fixture(autouse=True)
-def _hang_guard() -> Iterator[None]:
-    """Fail (not hang) a test that runs longer than TEST_TIMEOUT (no pytest-timeout here)."""
-
-    def expired(_signum: int, _frame: FrameType | None) -> None:
-        raise TimeoutError(f"test exceeded {TEST_TIMEOUT}s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_TIMEOUT)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.fixture
-def seed() -> int:
-    value = int(os.environ.get("LOGWATCH_TEST_SEED", random.randrange(2**32)))
-    print(f"LOGWATCH_TEST_SEED={value}")
-    return value
-
-
-@pytest.fixture
-def lw_dir(tmp_path: Path) -> Path:
-    """An empty log directory for numbered files only."""
-    target = tmp_path / "lw-logs"
-    target.mkdir()
-    return target
+pytestmark = pytest.mark.usefixtures("hang_guard")
 
 
 @pytest.fixture

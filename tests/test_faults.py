@@ -28,7 +28,6 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -46,39 +45,10 @@ from sqlalchemy import create_engine, text
 
 from logwatch.storage import Store
 
-TEST_TIMEOUT = 150  # seconds; a hung daemon or wait fails the test instead of hanging the run
+pytestmark = pytest.mark.usefixtures("hang_guard")
+
 CRASH_POINTS = ("batch:read", "commit:begin", "commit:offset", "commit:anomalies", "commit:after")
 NOFILE = 256
-
-
-@pytest.fixture(autouse=True)
-def _hang_guard() -> Iterator[None]:
-    """Fail (not hang) a test that runs longer than TEST_TIMEOUT (no pytest-timeout here)."""
-
-    def expired(_signum: int, _frame: FrameType | None) -> None:
-        raise TimeoutError(f"test exceeded {TEST_TIMEOUT}s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_TIMEOUT)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.fixture
-def seed() -> int:
-    value = int(os.environ.get("LOGWATCH_TEST_SEED", random.randrange(2**32)))
-    print(f"LOGWATCH_TEST_SEED={value}")
-    return value
-
-
-@pytest.fixture
-def lw_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "lw-logs"
-    target.mkdir()
-    return target
 
 
 # ---------------------------------------------------------------- a daemon with faults switched on

@@ -17,14 +17,12 @@ import os
 import random
 import re
 import resource
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -43,37 +41,13 @@ from pg_cluster import PgCluster, throwaway_cluster
 from logwatch.decide import MAX_TEXT_CHARS
 from logwatch.storage import Store
 
+pytestmark = pytest.mark.usefixtures("hang_guard")
+
 ROOT = Path(__file__).resolve().parents[1]
-TEST_TIMEOUT = 150  # seconds; SLOW_TIMEOUT for @pytest.mark.slow
-SLOW_TIMEOUT = 600
 MAX_LINE_BYTES = 64 * 1024  # Config.max_line_bytes (the default the daemon runs with)
 RSS_GROWTH_LIMIT_KB = 50 * 1024  # row 23: memory may not grow with the length of the outage
 BACKOFF_CAP = 30.0  # daemon.Backoff.cap
 _RETRY = re.compile(r"database problem \((.*)\); degraded, retrying in ([0-9.]+) s")
-
-
-@pytest.fixture(autouse=True)
-def _hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail (not hang) a test that runs too long (no pytest-timeout here)."""
-    limit = SLOW_TIMEOUT if request.node.get_closest_marker("slow") else TEST_TIMEOUT
-
-    def expired(_signum: int, _frame: FrameType | None) -> None:
-        raise TimeoutError(f"test exceeded {limit}s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(limit)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.fixture
-def seed() -> int:
-    value = int(os.environ.get("LOGWATCH_TEST_SEED", random.randrange(2**32)))
-    print(f"LOGWATCH_TEST_SEED={value}")
-    return value
 
 
 @pytest.fixture
