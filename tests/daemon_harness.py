@@ -602,3 +602,28 @@ def lw_dir(tmp_path: Path) -> Path:
     target = tmp_path / "lw-logs"
     target.mkdir()
     return target
+
+
+# Runs `python -m logwatch` and, at exit, copies /proc/self/status to $LW_TEST_VMSTAT. Its VmHWM is
+# the peak RSS of exactly that process: unlike wait4()/RUSAGE_CHILDREN's ru_maxrss, which on Linux
+# carries over the parent's (pytest's) RSS at fork time and so grows with the rest of the suite.
+VMSTAT_WRAPPER = """
+import atexit, os, runpy, sys
+def _report():
+    with open("/proc/self/status") as st, open(os.environ["LW_TEST_VMSTAT"], "w") as out:
+        out.write(st.read())
+atexit.register(_report)
+sys.argv[0] = "logwatch"
+runpy.run_module("logwatch", run_name="__main__", alter_sys=True)
+"""
+
+
+def read_vmstat(path: Path) -> dict[str, int]:
+    """VmPeak and VmHWM (kB) from a status file written by VMSTAT_WRAPPER; {} if none."""
+    stats: dict[str, int] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmPeak", "VmHWM"):
+                stats[key] = int(value.split()[0])
+    return stats

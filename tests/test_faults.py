@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 from daemon_harness import (
+    VMSTAT_WRAPPER,
     DaemonProcess,
     LineWriter,
     OracleReport,
@@ -39,6 +40,7 @@ from daemon_harness import (
     daemon_env,
     exactly_once_problems,
     lines_read_total,
+    read_vmstat,
     wait_until_drained,
 )
 from sqlalchemy import create_engine, text
@@ -120,18 +122,17 @@ def run_measured(
     timeout: float,
     nofile: int | None = None,
 ) -> Finished:
-    """``python -m logwatch ARGS`` to completion, with its own peak RSS (wait4, not the
-    RUSAGE_CHILDREN high-water mark of every child this pytest ever had). Killed (and the test
-    failed) after ``timeout`` seconds."""
+    """``python -m logwatch ARGS`` to completion, with its own peak RSS (VmHWM, see
+    VMSTAT_WRAPPER). Killed (and the test failed) after ``timeout`` seconds."""
     cwd.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
     out_path, err_path = cwd / f"run-{tag}.stdout", cwd / f"run-{tag}.stderr"
     t0 = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "logwatch", *args],
+            [sys.executable, "-c", VMSTAT_WRAPPER, *args],
             cwd=cwd,
-            env=env,
+            env={**env, "LW_TEST_VMSTAT": str(cwd / f"run-{tag}.vmstat")},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -158,7 +159,8 @@ def run_measured(
         proc.returncode,
         out_path.read_text(errors="replace"),
         err_path.read_text(errors="replace"),
-        usage.ru_maxrss,
+        # The child's own peak (VmHWM); ru_maxrss would include pytest's RSS at fork time.
+        read_vmstat(cwd / f"run-{tag}.vmstat").get("VmHWM", usage.ru_maxrss),
         time.monotonic() - t0,
     )
     if timed_out.is_set():

@@ -27,11 +27,13 @@ from typing import Any
 
 import pytest
 from daemon_harness import (
+    VMSTAT_WRAPPER,
     DaemonProcess,
     LineWriter,
     daemon_env,
     exactly_once_problems,
     lines_read_total,
+    read_vmstat,
     run_cli,
     wait_for,
     wait_until_drained,
@@ -477,17 +479,6 @@ def test_encodings_bom_latin1_utf16(db_url: str, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- row 17: a very long line
 
-# Runs `python -m logwatch` and, at exit, copies /proc/self/status to $LW_TEST_VMSTAT: VmPeak
-# (peak address space) and VmHWM (peak RSS) of exactly this run.
-_VMSTAT_WRAPPER = """
-import atexit, os, runpy, sys
-def _report():
-    with open("/proc/self/status") as st, open(os.environ["LW_TEST_VMSTAT"], "w") as out:
-        out.write(st.read())
-atexit.register(_report)
-sys.argv[0] = "logwatch"
-runpy.run_module("logwatch", run_name="__main__", alter_sys=True)
-"""
 AFTER_LINES = 300  # so that one FATAL line is under 1% of the stream: an anomaly
 AS_HEADROOM_MB = 64  # address space allowed beyond a normal run: < 3 copies of a 30 MB line
 
@@ -502,7 +493,7 @@ def _run_measured(
             resource.setrlimit(resource.RLIMIT_AS, (as_limit_kb * 1024, as_limit_kb * 1024))
 
     result = subprocess.run(
-        [sys.executable, "-c", _VMSTAT_WRAPPER, "run", "--once", "--log-dir", str(log_dir),
+        [sys.executable, "-c", VMSTAT_WRAPPER, "run", "--once", "--log-dir", str(log_dir),
          "--db-url", url],
         cwd=cwd,
         env=daemon_env(cwd / "state", LW_TEST_VMSTAT=str(stat_file)),
@@ -513,13 +504,7 @@ def _run_measured(
         preexec_fn=limit,
         start_new_session=True,
     )  # fmt: skip
-    stats: dict[str, int] = {}
-    if stat_file.exists():
-        for line in stat_file.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmPeak", "VmHWM"):
-                stats[key] = int(value.split()[0])
-    return result, stats
+    return result, read_vmstat(stat_file)
 
 
 def _write_long_line_logs(log_dir: Path, long_mb: int | None) -> int:
