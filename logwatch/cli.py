@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -26,8 +26,12 @@ from logwatch.output import FORMATS, render
 from logwatch.signals import STOP, catch_stop_signals
 from logwatch.storage import Store, redact
 
+if TYPE_CHECKING:  # the pipeline (and scikit-learn) is imported only by the commands that run it
+    from logwatch.pipeline import PollSummary
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class DefaultToRun(click.Group):
@@ -97,6 +101,25 @@ def open_store(config: Config) -> Store:
     store = Store(config.db_url)
     store.upgrade()
     return store
+
+
+def with_store(
+    config_file: Path | None,
+    db_url: str | None,
+    verbose: int,
+    quiet: int,
+    use: Callable[[Store], T],
+) -> T:
+    """The read-only commands' frame: build the Config, open (and upgrade) the store, ``use`` it,
+    close it; a LogwatchError anywhere becomes ``Error: ...`` and exit 1."""
+    try:
+        store = open_store(build_config(config_file, verbose, quiet, db_url=db_url))
+        try:
+            return use(store)
+        finally:
+            store.close()
+    except LogwatchError as exc:
+        raise _fail(exc) from None
 
 
 def _fail(exc: LogwatchError) -> click.ClickException:
@@ -216,7 +239,7 @@ def _check_log_dir(log_dir: Path | None) -> None:
         raise SourceError(f"log directory {str(log_dir)!r} is not readable (permission denied)")
 
 
-def _print_once_summary(summary: Any, seconds: float, config: Config) -> None:
+def _print_once_summary(summary: PollSummary, seconds: float, config: Config) -> None:
     if config.verbosity < 0:
         return
     rate = summary.lines / seconds if seconds > 0 else 0.0
@@ -286,17 +309,15 @@ def anomalies(
       logwatch anomalies --format jsonl > anomalies.jsonl
     """
     since_at = parse_since(since)
-    try:
-        config = build_config(config_file, verbose, quiet, db_url=db_url)
-        store = open_store(config)
-        try:
-            found = store.anomalies(
-                since=since_at, stream=stream, min_severity=min_severity, limit=limit
-            )
-        finally:
-            store.close()
-    except LogwatchError as exc:
-        raise _fail(exc) from None
+    found = with_store(
+        config_file,
+        db_url,
+        verbose,
+        quiet,
+        lambda store: store.anomalies(
+            since=since_at, stream=stream, min_severity=min_severity, limit=limit
+        ),
+    )
     rows = [_anomaly_row(a) for a in found]
     click.echo(
         render(rows, fmt, ANOMALY_COLUMNS, {"text": 80, "reasons": 60, "stream": 24}), nl=False
@@ -338,15 +359,7 @@ def _listing(
         def command(
             fmt: str, config_file: Path | None, db_url: str | None, verbose: int, quiet: int
         ) -> None:
-            try:
-                config = build_config(config_file, verbose, quiet, db_url=db_url)
-                store = open_store(config)
-                try:
-                    rows = fetch(store)
-                finally:
-                    store.close()
-            except LogwatchError as exc:
-                raise _fail(exc) from None
+            rows = with_store(config_file, db_url, verbose, quiet, fetch)
             click.echo(render(rows, fmt, columns, widths), nl=False)
 
         command.__doc__ = title
@@ -402,15 +415,7 @@ def status(
     Example:
       logwatch status --format json
     """
-    try:
-        config = build_config(config_file, verbose, quiet, db_url=db_url)
-        store = open_store(config)
-        try:
-            report = store.status_report()
-        finally:
-            store.close()
-    except LogwatchError as exc:
-        raise _fail(exc) from None
+    report = with_store(config_file, db_url, verbose, quiet, Store.status_report)
     if fmt == "table":
         for key, value in report.items():
             if key != "daemons":
@@ -492,16 +497,19 @@ def evaluate(
     from logwatch.evaluate import read_labels
 
     try:
-        config = build_config(config_file, verbose, quiet, db_url=db_url)
         labels = read_labels(labels_file)
-        store = open_store(config)
-        try:
-            found = store.anomalies()
-            lines_total = sum(int(f["lines_read"]) for f in store.files_report())
-        finally:
-            store.close()
     except LogwatchError as exc:
         raise _fail(exc) from None
+    found, lines_total = with_store(
+        config_file,
+        db_url,
+        verbose,
+        quiet,
+        lambda store: (
+            store.anomalies(),
+            sum(int(f["lines_read"]) for f in store.files_report()),
+        ),
+    )
     result = score_run(found, labels, log_dir or labels_file.parent, lines_total or None)
     fpr = result.false_positive_rate
     summary = {

@@ -269,9 +269,6 @@ def _nil(v: str) -> str | None:
 
 
 def _json(s: str) -> ParsedLine | None:
-    if "\\u0000" in s:
-        # A JSON escape would bring back the NUL the reader removed; PostgreSQL text rejects it.
-        s = s.replace("\\u0000", "\\ufffd")
     try:
         obj = json.loads(s)
     except ValueError:
@@ -280,9 +277,9 @@ def _json(s: str) -> ParsedLine | None:
         return None
     flat: dict[str, FieldValue] = {}
     _flatten(obj, "", flat)
-    if _SURROGATE_ESCAPE.search(s):
-        # A lone surrogate escape ("\ud800") is valid JSON but not encodable text: every string
-        # downstream (templates, the database) must be UTF-8, so such characters become U+FFFD.
+    if _UNSTORABLE_ESCAPE.search(s):
+        # JSON escapes can bring back what the reader removed or never produced: NUL (PostgreSQL
+        # text rejects it) and lone surrogates (not encodable as UTF-8). Both become U+FFFD.
         flat = {_clean(k): _clean(v) if isinstance(v, str) else v for k, v in flat.items()}
     message = ts = level = None
     for key in ("message", "msg", "log", "event", "@message"):
@@ -316,10 +313,11 @@ def _json(s: str) -> ParsedLine | None:
     return ParsedLine(message, ts, level, host, proc, pid, flat, "json")
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def _clean(text: str) -> str:
+    text = text.replace("\x00", "\ufffd")
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 

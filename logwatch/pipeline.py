@@ -607,17 +607,16 @@ class Pipeline:
             runtime.stats.trouble_events,
         )
         if scoring is None:
+            scoring = Scoring(runtime.stats, runtime.templates, runtime.detector)
             if (
                 runtime.detector is None
                 and runtime.stats.events_total >= self.config.train_min_events
             ):
-                live = Scoring(runtime.stats, runtime.templates, None)
-                training = as_matrix(self._features(list(runtime.recent), live))
-                runtime.detector = self._fit(training)
+                training = as_matrix(self._features(list(runtime.recent), scoring))
+                runtime.detector = scoring.detector = self._fit(training)
                 update.model = StoredModel(
                     "stream", runtime.detector.to_state()["params"], FEATURE_NAMES, training
                 )
-            scoring = Scoring(runtime.stats, runtime.templates, runtime.detector)
         elif scoring.detector is not None and runtime.detector is None:
             runtime.detector = scoring.detector
             state = scoring.detector.to_state()

@@ -344,13 +344,7 @@ class Store:
                     ).join(StreamRow, StreamRow.id == TemplateDbRow.stream_id)
                 )
                 for row in rows:
-                    if not isinstance(row.template_tokens, list) or not isinstance(
-                        row.creation_tokens, list
-                    ):
-                        raise StateCorruptError(
-                            f"stored state is corrupt: template {row.template_id} of stream "
-                            f"{row.name!r} is not a token list; {_RECOVER}"
-                        )
+                    _check_template(row, row.name)
             except (ValueError, TypeError) as exc:  # JSON that does not decode at all
                 raise StateCorruptError(
                     f"stored state is corrupt: a template row does not decode ({exc}); {_RECOVER}"
@@ -397,13 +391,7 @@ class Store:
                 .where(TemplateDbRow.stream_id == stream_id)
                 .order_by(TemplateDbRow.template_id)
             ):
-                if not isinstance(t.template_tokens, list) or not isinstance(
-                    t.creation_tokens, list
-                ):
-                    raise StateCorruptError(
-                        f"stored state is corrupt: template {t.template_id} of stream "
-                        f"{row.name!r} is not a token list; {_RECOVER}"
-                    )
+                _check_template(t, row.name)
                 templates.append(
                     TemplateRow(
                         t.template_id,
@@ -457,6 +445,7 @@ class Store:
         a compressed copy): reading then starts where that one stopped."""
         with self._begin() as conn:
             file_id = conn.execute(
+                # Counters, hashes and timestamps not named here take the model's defaults.
                 self._insert(FileRow)
                 .values(
                     path=path,
@@ -464,20 +453,11 @@ class Store:
                     dev=dev,
                     ino=ino,
                     size=size,
-                    mtime_ns=0,
-                    ctime_ns=0,
-                    attr_hash="",
                     fp_len=fp_len,
                     fp_hash=fp_hash,
                     offset=resume.offset if resume else 0,
                     line_no=resume.line_no if resume else 0,
-                    status="active",
-                    first_seen_at=utcnow(),
-                    lines_read=0,
-                    events_read=0,
                     rotations=1 if resume else 0,
-                    truncations=0,
-                    gap_bytes=0,
                     marker_len=resume.marker_len if resume else 0,
                     marker_hash=resume.marker_hash if resume else "",
                 )
@@ -512,23 +492,7 @@ class Store:
                     stream_id=stream_id,
                     dev=0,
                     ino=0,
-                    size=0,
-                    mtime_ns=0,
-                    ctime_ns=0,
-                    attr_hash="",
-                    fp_len=0,
-                    fp_hash="",
-                    offset=0,
-                    line_no=0,
                     status="skipped",
-                    first_seen_at=utcnow(),
-                    lines_read=0,
-                    events_read=0,
-                    rotations=0,
-                    truncations=0,
-                    gap_bytes=0,
-                    marker_len=0,
-                    marker_hash="",
                     last_error=reason,
                 )
             )
@@ -859,6 +823,14 @@ _RECOVER = (
     "logwatch will not guess (that could re-read or skip lines): restore the database from a "
     "backup, or start over with a new one (--db-url)"
 )
+
+
+def _check_template(row: Any, stream: str) -> None:
+    if not isinstance(row.template_tokens, list) or not isinstance(row.creation_tokens, list):
+        raise StateCorruptError(
+            f"stored state is corrupt: template {row.template_id} of stream {stream!r} is not a "
+            f"token list; {_RECOVER}"
+        )
 
 
 def redact(url: str) -> str:

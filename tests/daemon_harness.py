@@ -564,6 +564,17 @@ def exactly_once_problems(
     return OracleReport(problems, files, streams, anomalies)
 
 
+def assert_exactly_once(
+    db_url: str, log_dir: Path, writer: LineWriter | None, seed: int
+) -> OracleReport:
+    """The oracle, as an assertion naming the seed that reproduces the run."""
+    report = exactly_once_problems(db_url, log_dir, writer)
+    assert report.problems == [], f"seed {seed}: exactly-once violated:\n" + "\n".join(
+        report.problems
+    )
+    return report
+
+
 # ---------------------------------------------------------------- fixtures for the process tests
 
 TEST_TIMEOUT = 150  # seconds; a hung daemon or wait fails the test instead of hanging the run

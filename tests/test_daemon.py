@@ -26,8 +26,8 @@ from daemon_harness import (
     LineWriter,
     OracleReport,
     active_by_path,
+    assert_exactly_once,
     daemon_env,
-    exactly_once_problems,
     lines_read_total,
     run_cli,
     wait_for,
@@ -55,16 +55,6 @@ def make_daemon(db_url: str, tmp_path: Path) -> Iterator[Callable[..., DaemonPro
     yield make
     for d in made:
         d.close()
-
-
-def _assert_oracle(
-    db_url: str, log_dir: Path, writer: LineWriter | None, seed: int
-) -> OracleReport:
-    report = exactly_once_problems(db_url, log_dir, writer)
-    assert report.problems == [], f"seed {seed}: exactly-once violated:\n" + "\n".join(
-        report.problems
-    )
-    return report
 
 
 def _lw_anomalies(report: OracleReport, key: str | None = None) -> list[Anomaly]:
@@ -109,7 +99,7 @@ def _kill9_scenario(
         daemon.start()
     writer.stop()
     wait_until_drained(db_url, log_dir, timeout=60, daemon=daemon)
-    report = _assert_oracle(db_url, log_dir, writer, seed)
+    report = assert_exactly_once(db_url, log_dir, writer, seed)
     daemon.wait_ready()  # drained may mean "by the previous run": this one may still be starting
     assert daemon.term() == 0, daemon.stderr[-3000:]
     assert "Traceback" not in daemon.all_stderr(), daemon.all_stderr()[-3000:]
@@ -161,7 +151,7 @@ def test_sigterm_stops_gracefully_exit_0(
     # State is consistent: a new daemon takes over from exactly where the old one stopped.
     daemon.start()
     wait_until_drained(db_url, lw_dir, timeout=30, daemon=daemon)
-    _assert_oracle(db_url, lw_dir, writer, seed)
+    assert_exactly_once(db_url, lw_dir, writer, seed)
     daemon.wait_ready()
     assert daemon.term() == 0
 
@@ -216,7 +206,7 @@ def test_second_instance_refuses_to_start(
     writer.burst(10, "alpha")
     wait_until_drained(db_url, lw_dir, timeout=30, daemon=first)
     assert first.term() == 0
-    _assert_oracle(db_url, lw_dir, writer, seed)
+    assert_exactly_once(db_url, lw_dir, writer, seed)
 
 
 @pytest.fixture
@@ -277,7 +267,7 @@ def test_partial_line_waits_for_newline(
     row = active_by_path(files)[os.path.realpath(path)]
     assert row["lines_read"] == 33
     assert daemon.term() == 0
-    _assert_oracle(db_url, lw_dir, writer, seed)
+    assert_exactly_once(db_url, lw_dir, writer, seed)
 
 
 def _report(db_url: str) -> tuple[list[Anomaly], list[dict[str, Any]]]:
@@ -312,7 +302,7 @@ def test_restart_resumes_without_reread(
     files_after = wait_until_drained(db_url, lw_dir, timeout=30, daemon=daemon)
     assert daemon.term() == 0, daemon.stderr
     assert sum(f["lines_read"] for f in files_after) == read_before + 10
-    report = _assert_oracle(db_url, lw_dir, writer, seed)
+    report = assert_exactly_once(db_url, lw_dir, writer, seed)
     by_id = {a.id: a for a in report.anomalies}
     for old in anomalies_before:  # none re-detected, none changed
         assert by_id.get(old.id) == old

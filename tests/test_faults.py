@@ -35,10 +35,9 @@ from daemon_harness import (
     VMSTAT_WRAPPER,
     DaemonProcess,
     LineWriter,
-    OracleReport,
     active_by_path,
+    assert_exactly_once,
     daemon_env,
-    exactly_once_problems,
     lines_read_total,
     read_vmstat,
     wait_until_drained,
@@ -175,16 +174,6 @@ def once_args(log_dir: Path, db_url: str) -> list[str]:
     return ["run", "--log-dir", str(log_dir), "--db-url", db_url, "--once"]
 
 
-def _assert_oracle(
-    db_url: str, log_dir: Path, writer: LineWriter | None, seed: int
-) -> OracleReport:
-    report = exactly_once_problems(db_url, log_dir, writer)
-    assert report.problems == [], f"seed {seed}: exactly-once violated:\n" + "\n".join(
-        report.problems
-    )
-    return report
-
-
 def _files(db_url: str) -> list[dict[str, Any]]:
     store = Store(db_url)
     try:
@@ -237,7 +226,7 @@ def test_crash_at_every_commit_stage_is_exactly_once(
     time.sleep(random.Random(seed).uniform(0.2, 1.0))  # the writer keeps going across the restart
     writer.stop()
     wait_until_drained(db_url, lw_dir, timeout=60, daemon=daemon)
-    report = _assert_oracle(db_url, lw_dir, writer, seed)
+    report = assert_exactly_once(db_url, lw_dir, writer, seed)
     daemon.wait_ready()
     assert daemon.term() == 0, daemon.stderr[-3000:]
     assert "Traceback" not in daemon.all_stderr(), daemon.all_stderr()[-3000:]
@@ -286,7 +275,7 @@ def test_connection_lost_after_commit_does_not_redo_the_batch(
     # More lines after the restart are read exactly once too.
     writer.burst(20, "beta")
     wait_until_drained(db_url, lw_dir, timeout=30, daemon=daemon)
-    _assert_oracle(db_url, lw_dir, writer, seed)
+    assert_exactly_once(db_url, lw_dir, writer, seed)
     daemon.wait_ready()
     assert daemon.term() == 0, daemon.stderr[-3000:]
     assert "Traceback" not in daemon.all_stderr(), daemon.all_stderr()[-3000:]
@@ -517,7 +506,7 @@ def test_non_regular_files_are_skipped_and_reported(
         writer.burst(10, "alpha")
         wait_until_drained(db_url, lw_dir, timeout=30, daemon=daemon)
         daemon.wait_ready()
-        _assert_oracle(db_url, lw_dir, writer, seed)
+        assert_exactly_once(db_url, lw_dir, writer, seed)
         rows = _files(db_url)
         read = {os.path.realpath(f["path"]) for f in rows if f["status"] != "skipped"}
         assert not read & {os.path.realpath(p) for p in weird}, "a non-regular entry was read"
@@ -545,7 +534,7 @@ def test_non_regular_files_are_skipped_and_reported(
             assert any(line.startswith(f"skipped {p}: ") for line in result.stderr.splitlines()), (
                 f"--once did not report skipping {p.name}:\n{result.stderr}"
             )
-        _assert_oracle(db_url, lw_dir, writer, seed)
+        assert_exactly_once(db_url, lw_dir, writer, seed)
     finally:
         sock.close()
 
