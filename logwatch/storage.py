@@ -112,6 +112,7 @@ class TemplateDbRow(Base):
     creation_tokens: Mapped[list[str]] = mapped_column(JSON)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     slot_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    example: Mapped[str | None] = mapped_column(Text, nullable=True)  # a normal line it matched
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (UniqueConstraint("stream_id", "template_id", name="uq_templates_stream"),)
@@ -148,6 +149,7 @@ class AnomalyRow(Base):
     score: Mapped[float] = mapped_column(Float)
     reasons: Mapped[list[str]] = mapped_column(JSON)
     count: Mapped[int] = mapped_column(Integer, default=1)
+    closest: Mapped[str | None] = mapped_column(Text, nullable=True)  # nearest normal line, marked
     __table_args__ = (
         UniqueConstraint("file_id", "offset", name="uq_anomalies_file_offset"),
         Index("ix_anomalies_detected_at", "detected_at"),
