@@ -7,6 +7,7 @@ Precedence, lowest first: defaults < TOML file (``--config``) < environment (``L
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import tomllib
@@ -62,6 +63,21 @@ class Config:
     min_severity: int = 40  # anomalies below this severity are not recorded
     verbosity: int = 0  # -1 quiet, 0 default, 1+ verbose
     shutdown_timeout: float = 10.0
+    # Sessions (events grouped by the identifiers in them: blk_ ids, UUIDs, request/trace ids).
+    session_idle_seconds: float = 300.0  # a session with nothing new for this long is scored
+    max_open_sessions: int = 10_000  # per process; the oldest is closed (and scored) first
+    # [sessions] table: stream name glob -> list of extra id regexes (first group = the id).
+    sessions: dict[str, Any] = field(default_factory=dict, hash=False)
+    # The master model over all streams, one vector per time window.
+    master_model: bool = True
+    master_window_seconds: float = 60.0
+    # Alerting: severity at which an anomaly is sent (min_severity is for recording), and the
+    # [alerts] table of sinks and noise control (logwatch.alerts reads it).
+    alert_min_severity: int = 60
+    alerts: dict[str, Any] = field(default_factory=dict, hash=False)
+    # Operations.
+    metrics_port: int = 0  # Prometheus /metrics on 127.0.0.1:PORT; 0 = off
+    retention_days: float = 30.0  # anomalies older than this are pruned; 0 = keep forever
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -100,12 +116,23 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             if isinstance(raw, list) and all(isinstance(p, str) for p in raw):
                 return tuple(raw)
             raise ValueError
+        if isinstance(current, dict):
+            value = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(value, dict):
+                raise ValueError
+            return value
         if name == "log_dir":
             return Path(str(raw))
         return str(raw)
     except (TypeError, ValueError):
         kind = type(current).__name__ if current is not None else "path"
-        kind = {"int": "integer", "float": "number", "bool": "boolean", "tuple": "list"}.get(
+        kind = {
+            "int": "integer",
+            "float": "number",
+            "bool": "boolean",
+            "tuple": "list",
+            "dict": "table",
+        }.get(
             kind, kind
         )
         raise ConfigError(f"{source}: {name} = {raw!r} is not a valid {kind}") from None
@@ -141,7 +168,9 @@ def load_config(
         section = {k: v for k, v in data.items() if k != "logwatch"} | nested
         for key, raw in section.items():
             name = key.replace("-", "_")
-            if name not in _FIELDS or isinstance(raw, dict):
+            if name not in _FIELDS or (
+                isinstance(raw, dict) and not isinstance(getattr(Config(), name), dict)
+            ):
                 valid = ", ".join(sorted(_FIELDS))
                 raise ConfigError(
                     f"{config_file}: unknown setting {key!r}; valid settings: {valid}"
@@ -175,8 +204,23 @@ def validate(config: Config) -> None:
         raise ConfigError(
             f"poll_interval = {config.poll_interval!r} must be greater than 0 seconds"
         )
-    if not 0 <= config.min_severity <= 100:
-        raise ConfigError(f"min_severity = {config.min_severity!r} must be between 0 and 100")
+    for name in ("min_severity", "alert_min_severity"):
+        if not 0 <= getattr(config, name) <= 100:
+            raise ConfigError(f"{name} = {getattr(config, name)!r} must be between 0 and 100")
+    for name in ("session_idle_seconds", "master_window_seconds"):
+        value = getattr(config, name)
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{name} = {value!r} must be greater than 0 seconds")
+    if config.max_open_sessions <= 0:
+        raise ConfigError(
+            f"max_open_sessions = {config.max_open_sessions!r} must be a positive integer"
+        )
+    if not 0 <= config.metrics_port <= 65535:
+        raise ConfigError(f"metrics_port = {config.metrics_port!r} must be between 0 and 65535")
+    if not math.isfinite(config.retention_days) or config.retention_days < 0:
+        raise ConfigError(
+            f"retention_days = {config.retention_days!r} must be 0 (keep forever) or more days"
+        )
     if not 0.0 < config.template_sim_th < 1.0:
         raise ConfigError(f"template_sim_th = {config.template_sim_th!r} must be between 0 and 1")
     if config.template_depth < 3:

@@ -217,8 +217,8 @@ def test_unknown_key_lists_valid_settings(tmp_path: Path) -> None:
 
 
 def test_unknown_table_is_an_unknown_setting(tmp_path: Path) -> None:
-    path = toml(tmp_path, "[alerts]\nemail = 'ops@example.com'\n")
-    assert error(config_file=path) == f"{path}: unknown setting 'alerts'; valid settings: {VALID}"
+    path = toml(tmp_path, "[paging]\nemail = 'ops@example.com'\n")
+    assert error(config_file=path) == f"{path}: unknown setting 'paging'; valid settings: {VALID}"
 
 
 def test_unknown_key_in_logwatch_table(tmp_path: Path) -> None:
