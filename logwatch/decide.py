@@ -141,4 +141,7 @@ def decide(
         text=event.text[:MAX_TEXT_CHARS],
         count=event.count,
         level=event.parsed.level,
+        host=event.parsed.host,
+        process=event.parsed.process,
+        pid=event.parsed.pid,
     )

@@ -148,7 +148,13 @@ class Anomaly:
     text: str
     count: int = 1
     level: str | None = None
-    id: int | None = None
+    id: int | None = None  # database id, once stored
+    template_id: int | None = None  # the template's id within its stream
+    host: str | None = None  # header fields of the line, when its layout has them
+    process: str | None = None
+    pid: int | None = None
+    # The closest normal line of the stream, tokens that differ from this event in [[...]].
+    closest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

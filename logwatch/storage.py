@@ -150,6 +150,10 @@ class AnomalyRow(Base):
     reasons: Mapped[list[str]] = mapped_column(JSON)
     count: Mapped[int] = mapped_column(Integer, default=1)
     closest: Mapped[str | None] = mapped_column(Text, nullable=True)  # nearest normal line, marked
+    template_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # within its stream
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    process: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    pid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     __table_args__ = (
         UniqueConstraint("file_id", "offset", name="uq_anomalies_file_offset"),
         Index("ix_anomalies_detected_at", "detected_at"),
@@ -740,6 +744,11 @@ class Store:
                     count=int(a._mapping["count"]),
                     level=a.level,
                     id=a.id,
+                    template_id=a.template_id,
+                    host=a.host,
+                    process=a.process,
+                    pid=a.pid,
+                    closest=a.closest,
                 )
                 for a in conn.execute(q).all()
             ]
@@ -894,4 +903,9 @@ def _anomaly_values(a: Anomaly, file_id: int, stream_id: int) -> dict[str, Any]:
         "score": a.score,
         "reasons": list(a.reasons),
         "count": a.count,
+        "closest": a.closest,
+        "template_id": a.template_id,
+        "host": a.host[:255] if a.host else a.host,
+        "process": a.process[:255] if a.process else a.process,
+        "pid": a.pid,
     }

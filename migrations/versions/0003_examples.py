@@ -1,4 +1,6 @@
-"""templates.example and anomalies.closest: the closest normal line, shown beside an anomaly
+"""templates.example; anomalies.closest, template_id, host, process, pid
+
+The closest normal line is shown beside an anomaly; the header fields go into alerts and reports.
 
 Revision ID: 0003
 Revises: 0002
@@ -21,10 +23,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("example", sa.Text(), nullable=True))
     with op.batch_alter_table("anomalies", schema=None) as batch_op:
         batch_op.add_column(sa.Column("closest", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("template_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("host", sa.String(255), nullable=True))
+        batch_op.add_column(sa.Column("process", sa.String(255), nullable=True))
+        batch_op.add_column(sa.Column("pid", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("anomalies", schema=None) as batch_op:
-        batch_op.drop_column("closest")
+        for column in ("pid", "process", "host", "template_id", "closest"):
+            batch_op.drop_column(column)
     with op.batch_alter_table("templates", schema=None) as batch_op:
         batch_op.drop_column("example")
