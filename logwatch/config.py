@@ -57,6 +57,8 @@ class Config:
     template_depth: int = 5
     # Detection.
     train_min_events: int = 200  # live mode: a stream's model is trained once it has this many
+    retrain_every_events: int = 50_000  # live mode: refitted on its reservoir after this many more
+    train_on_flagged: bool = False  # keep flagged events in the training reservoir
     max_train_samples: int = 4096  # events kept to fit a stream model (bounded memory)
     n_estimators: int = 100
     random_state: int = 42
@@ -196,6 +198,7 @@ def validate(config: Config) -> None:
         "n_estimators",
         "max_train_samples",
         "max_open_files",
+        "retrain_every_events",
     )
     for name in positive:
         if getattr(config, name) <= 0:

@@ -45,6 +45,23 @@ STARTUP_EVENTS = 100
 NEW_TEMPLATE_SHARE = 0.02  # rare templates are news while under this share of events have one
 TROUBLE_STREAM_SHARE = 0.02  # failure messages are news while under this share of the stream
 EVIDENT_LEVELS = frozenset({"ERROR", "CRITICAL", "FATAL"})  # WARN alone is routine
+# A number this many spreads (of its slot's log magnitudes, floored at half a decade) from usual.
+NUMERIC_Z = 7.0
+# A gap worth mentioning (never evidence on its own: logs go quiet at night).
+GAP_MIN_SECONDS = 600.0
+GAP_Z = 4.0
+
+
+def _human_seconds(seconds: float) -> str:
+    if seconds >= 7200:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+def _number(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:.2g}"
 
 
 def explain(f: Features, score: float) -> tuple[tuple[str, ...], bool]:
@@ -101,8 +118,25 @@ def explain(f: Features, score: float) -> tuple[tuple[str, ...], bool]:
             f"value of unusual length in this position ({len(f.long_value)} chars, "
             f"{f.values['slot_length']:.0f} deviations from usual): {f.long_value[:80]!r}"
         )
+    numeric = f.numeric
+    if numeric is not None and numeric.z >= NUMERIC_Z and f.position >= STARTUP_EVENTS:
+        where = f"in field {numeric.field!r}" if numeric.field else "in this position"
+        out.append(
+            f"value {numeric.value} far outside the usual range {where} "
+            f"({_number(numeric.low)} to {_number(numeric.high)})"
+        )
     if not out:
         return (f"unusual combination of template, level and values (score {score:.2f})",), False
+    if (
+        f.gap is not None
+        and f.gap >= GAP_MIN_SECONDS
+        and f.values.get("gap", 0.0) >= GAP_Z
+        and f.usual_gap is not None
+    ):
+        out.append(
+            f"first event after {_human_seconds(f.gap)} of silence in this stream "
+            f"(usual gap {_human_seconds(f.usual_gap)})"
+        )
     return tuple(out), True
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from logwatch.records import EventSketch, Features, RareSlot
+from logwatch.records import EventSketch, Features, NumericOutlier, RareSlot
 
 FEATURE_NAMES: tuple[str, ...] = (
     "template_rarity",
@@ -22,6 +22,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "slot_length",
     "novelty",
     "trouble",
+    "numeric_range",
+    "gap",
 )
 
 # Only levels that signal trouble add rarity: a rare DEBUG line is not news.
@@ -50,6 +52,54 @@ RARE_TEMPLATE_SHARE = 0.002
 RARE_SHARE = 0.01
 # JSON fields tracked per stream (beyond this, new field names are ignored: bounded memory).
 MAX_FIELDS = 64
+# Numeric slots: judged in orders of magnitude (log10(1 + |x|)), once this many numbers were seen
+# and nearly all of the slot's values were numbers. The spread has a floor of half a decade, so
+# ids, ports and pids, whose values wander over a decade or two, are not "out of range".
+MIN_NUMERIC_OBSERVATIONS = 50
+NUMERIC_SPREAD_FLOOR = 0.5
+NUMERIC_SHARE = 0.95
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# Template rarity forgets: a template's weight halves every this many events of its stream, so a
+# template that was common last month and is back after a long absence counts as rare again.
+RARITY_HALF_LIFE_EVENTS = 100_000
+_DECAY = 0.5 ** (1.0 / RARITY_HALF_LIFE_EVENTS)
+_RESCALE_AT = 1e150
+# Gaps between events are judged in log10(1 + seconds); floor of the spread in decades.
+GAP_SPREAD_FLOOR = 0.3
+# Spreads within which a number or a gap is ordinary (feature value 0).
+NUMERIC_Z_QUIET = 4.0
+GAP_Z_QUIET = 3.0
+
+
+def _log_magnitude(value: float) -> float:
+    return math.log10(1.0 + abs(value))
+
+
+@dataclass
+class Welford:
+    """Running mean and variance (Welford's method): O(1) memory for any number of values."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+
+    def std(self) -> float:
+        return math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else 0.0
+
+    def to_json(self) -> list[float]:
+        return [self.n, self.mean, self.m2]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Welford:
+        if isinstance(data, list) and len(data) == 3:
+            return cls(int(data[0]), float(data[1]), float(data[2]))
+        return cls()
 
 
 def has_trouble_words(text: str) -> bool:
@@ -65,6 +115,8 @@ class SlotStats:
     n: int = 0
     mean: float = 0.0
     m2: float = 0.0
+    numbers: Welford = field(default_factory=Welford)  # log magnitudes of numeric values
+    non_numeric: int = 0
 
     def observe(self, value: str, count: int) -> None:
         if self.hist is not None:
@@ -73,11 +125,33 @@ class SlotStats:
             if len(self.hist) > MAX_SLOT_VALUES:
                 self.hist = None
         length = float(len(value))
+        number = _NUMBER.fullmatch(value) is not None and len(value) < 30
         for _ in range(min(count, 3)):  # duplicates add nothing new to a length distribution
             self.n += 1
             delta = length - self.mean
             self.mean += delta / self.n
             self.m2 += delta * (length - self.mean)
+            if number:
+                self.numbers.add(_log_magnitude(float(value)))
+            else:
+                self.non_numeric += 1
+
+    def numeric_z(self, value: str) -> tuple[float, float, float]:
+        """(z, low, high): how many spreads ``value`` lies from the slot's usual magnitude, and
+        the usual range in the value's own units; z is 0 when the slot is not numeric (yet)."""
+        numbers = self.numbers
+        if (
+            numbers.n < MIN_NUMERIC_OBSERVATIONS
+            or self.non_numeric > (1.0 - NUMERIC_SHARE) * (numbers.n + self.non_numeric)
+            or _NUMBER.fullmatch(value) is None
+            or len(value) >= 30
+        ):
+            return 0.0, 0.0, 0.0
+        spread = max(numbers.std(), NUMERIC_SPREAD_FLOOR)
+        z = abs(_log_magnitude(float(value)) - numbers.mean) / spread
+        low = max(0.0, 10 ** (numbers.mean - 2 * numbers.std()) - 1)
+        high = 10 ** (numbers.mean + 2 * numbers.std()) - 1
+        return z, low, high
 
     def length_z(self, value: str) -> float:
         if self.n < MIN_SLOT_OBSERVATIONS:
@@ -87,7 +161,12 @@ class SlotStats:
 
     def copy(self) -> SlotStats:
         return SlotStats(
-            dict(self.hist) if self.hist is not None else None, self.n, self.mean, self.m2
+            dict(self.hist) if self.hist is not None else None,
+            self.n,
+            self.mean,
+            self.m2,
+            Welford(self.numbers.n, self.numbers.mean, self.numbers.m2),
+            self.non_numeric,
         )
 
     def rare_value(self, value: str) -> tuple[int, int, tuple[str, ...]] | None:
@@ -109,7 +188,14 @@ class SlotStats:
         return count, slot_total, usual
 
     def to_json(self) -> dict[str, Any]:
-        return {"v": self.hist, "n": self.n, "mu": self.mean, "m2": self.m2}
+        return {
+            "v": self.hist,
+            "n": self.n,
+            "mu": self.mean,
+            "m2": self.m2,
+            "num": self.numbers.to_json(),
+            "nx": self.non_numeric,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> SlotStats:
@@ -121,6 +207,8 @@ class SlotStats:
             int(data.get("n", 0)),
             float(data.get("mu", 0.0)),
             float(data.get("m2", 0.0)),
+            Welford.from_json(data.get("num")),
+            int(data.get("nx", 0)),
         )
 
 
@@ -134,14 +222,46 @@ class StreamStats:
     slots: dict[int, dict[int, SlotStats]] = field(default_factory=dict)
     fields: dict[str, SlotStats] = field(default_factory=dict)  # JSON attributes, stream-wide
     trouble_events: int = 0  # events whose template has a failure word
+    # Decayed template counts. Instead of multiplying every count by the decay factor at each
+    # event (O(templates)), each new event adds a weight that grows by 1/decay: ratios between
+    # weights are what decayed counts would give. Rescaled (rarely) before floats overflow.
+    weights: dict[int, float] = field(default_factory=dict)
+    weight_total: float = 0.0
+    weight_step: float = 1.0
+    last_ts: float | None = None  # latest log time seen (epoch seconds)
+    gaps: Welford = field(default_factory=Welford)  # log10(1 + seconds) between events
 
-    def observe(self, sketch: EventSketch, count: int = 1) -> None:
+    def __post_init__(self) -> None:
+        if not self.weights and self.template_counts:
+            self.weights = {t: float(c) for t, c in self.template_counts.items()}
+            self.weight_total = float(sum(self.template_counts.values()))
+
+    def gap_before(self, ts: float | None) -> float | None:
+        """Seconds from the stream's latest event to one at ``ts`` (None without log times)."""
+        if ts is None or self.last_ts is None:
+            return None
+        return max(0.0, ts - self.last_ts)
+
+    def observe(self, sketch: EventSketch, count: int = 1, ts: float | None = None) -> None:
         self.events_total += count
         if sketch.trouble:
             self.trouble_events += count
         self.level_counts[sketch.level or "NONE"] += count
         tid = sketch.template_id
         self.template_counts[tid] = self.template_counts.get(tid, 0) + count
+        self.weight_step /= _DECAY**count
+        added = self.weight_step * count
+        self.weights[tid] = self.weights.get(tid, 0.0) + added
+        self.weight_total += added
+        if self.weight_step > _RESCALE_AT:
+            scale = self.weight_step
+            self.weights = {t: w / scale for t, w in self.weights.items()}
+            self.weight_total /= scale
+            self.weight_step = 1.0
+        if sketch.gap is not None:
+            self.gaps.add(_log_magnitude(sketch.gap))
+        if ts is not None and (self.last_ts is None or ts > self.last_ts):
+            self.last_ts = ts
         for name, value in sketch.fields:
             stats = self.fields.get(name)
             if stats is None:
@@ -158,6 +278,10 @@ class StreamStats:
                 slot = per_template[position] = SlotStats()
             slot.observe(value, count)
 
+    def decayed_share(self, template_id: int) -> float:
+        """The template's share of the stream's recent events (counts with decay)."""
+        return self.weights.get(template_id, 0.0) / self.weight_total if self.weight_total else 0.0
+
     def copy(self) -> StreamStats:
         return StreamStats(
             self.events_total,
@@ -166,6 +290,11 @@ class StreamStats:
             {t: {p: v.copy() for p, v in per.items()} for t, per in self.slots.items()},
             {name: v.copy() for name, v in self.fields.items()},
             self.trouble_events,
+            dict(self.weights),
+            self.weight_total,
+            self.weight_step,
+            self.last_ts,
+            Welford(self.gaps.n, self.gaps.mean, self.gaps.m2),
         )
 
     def rare_cut(self) -> int:
@@ -183,7 +312,12 @@ class StreamStats:
 
     def slots_json(self, template_id: int) -> dict[str, Any]:
         """The persisted form of a template's slot statistics (JSON object keys are strings)."""
-        return {str(p): v.to_json() for p, v in self.slots.get(template_id, {}).items()}
+        out: dict[str, Any] = {
+            str(p): v.to_json() for p, v in self.slots.get(template_id, {}).items()
+        }
+        # The template's decayed count rides along (key "w": not a position).
+        out["w"] = self.weights.get(template_id, 0.0) / self.weight_step
+        return out
 
     @classmethod
     def restore(
@@ -196,9 +330,12 @@ class StreamStats:
         trouble_events: int = 0,
     ) -> StreamStats:
         restored = {
-            tid: {int(p): SlotStats.from_json(v) for p, v in per.items()}
+            tid: {int(p): SlotStats.from_json(v) for p, v in per.items() if p.isdigit()}
             for tid, per in slots.items()
         }
+        weights = {tid: float(per["w"]) for tid, per in slots.items() if "w" in per}
+        for tid, count in template_counts.items():
+            weights.setdefault(tid, float(count))  # stored before decay existed
         return cls(
             events_total,
             Counter({str(k): int(v) for k, v in level_counts.items()}),
@@ -206,6 +343,8 @@ class StreamStats:
             restored,
             {str(k): SlotStats.from_json(v) for k, v in fields.items()},
             trouble_events,
+            weights,
+            sum(weights.values()),
         )
 
 
@@ -216,6 +355,7 @@ def event_features(
     novelty: float = 0.0,
     nearest: str | None = None,
     rare_template_share: float | None = None,
+    nearest_id: int | None = None,
 ) -> Features:
     """The feature vector of one event against ``stats`` (which already include the event)."""
     total = max(stats.events_total, 1)
@@ -224,15 +364,27 @@ def event_features(
     level_count = max(stats.level_counts.get(level or "NONE", 1), 1)
     level_rarity = LEVEL_WEIGHT.get(level or "", 0.0) * math.log10(total / level_count)
     top_level, top_count = (stats.level_counts.most_common(1) or [("NONE", 0)])[0]
-    rare, longest = _slot_evidence(sketch, stats)
+    rare, longest, numeric = _slot_evidence(sketch, stats)
     slot_rarity = math.log10(rare.slot_total / rare.count) if rare is not None else 0.0
+    share = stats.decayed_share(sketch.template_id) or size / total
+    gap_z, usual_gap = 0.0, None
+    if sketch.gap is not None and stats.gaps.n >= MIN_SLOT_OBSERVATIONS:
+        spread = max(stats.gaps.std(), GAP_SPREAD_FLOOR)
+        gap_z = (_log_magnitude(sketch.gap) - stats.gaps.mean) / spread
+        usual_gap = 10**stats.gaps.mean - 1
     values = {
-        "template_rarity": math.log10(total / size),
+        # Rounded: decayed weights restored from the database differ in the last bits.
+        "template_rarity": round(-math.log10(max(share, 1e-12)), 9),
         "level_rarity": level_rarity,
         "slot_rarity": slot_rarity,
         "slot_length": min(longest[0], 20.0),
         "novelty": novelty,
         "trouble": 1.0 if sketch.trouble else 0.0,
+        # Both count only beyond a few spreads: below that, numbers and gaps wander on every
+        # line, and a column that is noisy on normal events dilutes the forest's other columns.
+        "numeric_range": min(max(numeric.z - NUMERIC_Z_QUIET, 0.0), 20.0) if numeric else 0.0,
+        # Only a gap longer than usual is a feature: bursts are what logs do.
+        "gap": min(max(gap_z - GAP_Z_QUIET, 0.0), 20.0),
     }
     return Features(
         values,
@@ -250,21 +402,35 @@ def event_features(
         stats.rare_template_share() if rare_template_share is None else rare_template_share,
         stats.rare_cut(),
         stats.trouble_events / total,
+        numeric,
+        sketch.gap,
+        usual_gap,
+        nearest_id,
     )
 
 
 def _slot_evidence(
     sketch: EventSketch,
     stats: StreamStats,
-) -> tuple[RareSlot | None, tuple[float, str | None]]:
+) -> tuple[RareSlot | None, tuple[float, str | None], NumericOutlier | None]:
     """The rarest value in a categorical slot, and the value whose length is furthest out.
 
     JSON events are judged on their fields, stream-wide (``httpStatus`` means the same in every
     template); other events on their template's variable positions."""
     best: RareSlot | None = None
     longest: tuple[float, str | None] = (0.0, None)
+    numeric: NumericOutlier | None = None
+
+    def far_out(slot: SlotStats, position: int, value: str, name: str | None) -> None:
+        nonlocal numeric
+        z, low, high = slot.numeric_z(value)
+        if z > 0 and (numeric is None or z > numeric.z):
+            numeric = NumericOutlier(position, value, z, low, high, name)
+
     for name, value in sketch.fields:
         field_stats = stats.fields.get(name)
+        if field_stats is not None:
+            far_out(field_stats, -1, value, name)
         found = field_stats.rare_value(value) if field_stats is not None else None
         if found is not None and (
             best is None or found[0] / found[1] < best.count / best.slot_total
@@ -278,6 +444,7 @@ def _slot_evidence(
         z = slot.length_z(value)
         if z > longest[0]:
             longest = (z, value)
+        far_out(slot, position, value, None)
         if sketch.fields:
             continue
         found = slot.rare_value(value)
@@ -285,7 +452,7 @@ def _slot_evidence(
             best is None or found[0] / found[1] < best.count / best.slot_total
         ):
             best = RareSlot(position, value, found[0], found[1], found[2])
-    return best, longest
+    return best, longest, numeric
 
 
 def as_matrix(rows: list[Features], names: tuple[str, ...] = FEATURE_NAMES) -> list[list[float]]:

@@ -9,6 +9,7 @@ model on it, then processes (and commits) the stream with every event scored by 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import random
@@ -53,6 +54,8 @@ _VARIABLE = re.compile(r"<[A-Za-z*]+>")
 # A template is "rare" (worth a novelty check) up to this many events, "established" from this many.
 _RARE_MAX = 3
 _ESTABLISHED_MIN = 5
+# Example lines kept per template (the closest normal line shown beside an anomaly).
+_EXAMPLE_CHARS = 500
 # Identity: a fingerprint covers a file's first KiB; below 16 bytes it cannot tell files apart.
 _FINGERPRINT_BYTES = 1024
 _MIN_FINGERPRINT = 16
@@ -67,7 +70,9 @@ class StreamRuntime:
     templates: StreamTemplates
     stats: StreamStats
     detector: StreamDetector | None
-    recent: deque[EventSketch]
+    recent: deque[EventSketch]  # training reservoir: recent events the stream did not flag
+    examples: dict[int, str] = field(default_factory=dict)  # template id -> a normal line of it
+    since_fit: int = 0  # events since the stream model was (re)fitted
 
 
 @dataclass
@@ -77,6 +82,7 @@ class Scoring:
     stats: StreamStats
     templates: StreamTemplates
     detector: StreamDetector | None
+    examples: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -193,12 +199,19 @@ class Pipeline:
             stored.trouble_events,
         )
         detector = None
-        if stored.model is not None:
+        # A model fitted on other feature columns (an older release) is refitted, not misread.
+        if stored.model is not None and tuple(stored.model.feature_names) == FEATURE_NAMES:
             detector = StreamDetector.from_state(
                 stored.model.params, stored.model.feature_names, stored.model.training
             )
         runtime = StreamRuntime(
-            stored.id, name, templates, stats, detector, deque(maxlen=self.config.max_train_samples)
+            stored.id,
+            name,
+            templates,
+            stats,
+            detector,
+            deque(maxlen=self.config.max_train_samples),
+            dict(stored.examples),
         )
         self._streams[name] = runtime
         return runtime
@@ -209,7 +222,9 @@ class Pipeline:
         """--once learning pass on a scratch copy: templates and statistics of the whole stream,
         then a model fitted on a seeded reservoir sample of its events. Nothing is committed."""
         runtime = self._stream(name)
-        scratch = Scoring(runtime.stats.copy(), runtime.templates.copy(), None)
+        scratch = Scoring(
+            runtime.stats.copy(), runtime.templates.copy(), None, dict(runtime.examples)
+        )
         reservoir: list[EventSketch] = []
         rng = random.Random(self.config.random_state)
         seen = 0
@@ -218,6 +233,7 @@ class Pipeline:
             for events, _, _ in batches:
                 for event in _collapse(events):
                     sketch = self._observe(scratch.templates, scratch.stats, event)
+                    scratch.examples[sketch.template_id] = _example(event)
                     seen += 1
                     # Reservoir sampling keeps the training sample bounded and unbiased.
                     if len(reservoir) < self.config.max_train_samples:
@@ -576,6 +592,7 @@ class Pipeline:
             for k, v in event.parsed.fields.items()
             if v is not None and not isinstance(v, float)
         )
+        ts = _epoch(event.parsed.timestamp)
         sketch = EventSketch(
             match.template_id,
             event.parsed.level,
@@ -584,8 +601,9 @@ class Pipeline:
             has_trouble_words(match.template),
             fields,
             stats.events_total,
+            stats.gap_before(ts),
         )
-        stats.observe(sketch, event.count)
+        stats.observe(sketch, event.count, ts)
         return sketch
 
     def _analyse(
@@ -598,7 +616,7 @@ class Pipeline:
     ) -> tuple[list[Anomaly], StreamUpdate]:
         unique = _collapse(events)
         sketches = [self._observe(runtime.templates, runtime.stats, e) for e in unique]
-        runtime.recent.extend(sketches)
+        runtime.since_fit += len(sketches)
         update = StreamUpdate(
             runtime.id,
             runtime.stats.events_total,
@@ -607,13 +625,20 @@ class Pipeline:
             runtime.stats.trouble_events,
         )
         if scoring is None:
-            scoring = Scoring(runtime.stats, runtime.templates, runtime.detector)
-            if (
+            scoring = Scoring(runtime.stats, runtime.templates, runtime.detector, runtime.examples)
+            due = (
                 runtime.detector is None
                 and runtime.stats.events_total >= self.config.train_min_events
-            ):
-                training = as_matrix(self._features(list(runtime.recent), scoring))
+            ) or (
+                runtime.detector is not None
+                and runtime.since_fit >= self.config.retrain_every_events
+            )
+            if due:
+                # The reservoir (recent events not flagged) plus this batch, bounded.
+                reservoir = [*runtime.recent, *sketches][-self.config.max_train_samples :]
+                training = as_matrix(self._features(reservoir, scoring))
                 runtime.detector = scoring.detector = self._fit(training)
+                runtime.since_fit = 0
                 update.model = StoredModel(
                     "stream", runtime.detector.to_state()["params"], FEATURE_NAMES, training
                 )
@@ -621,14 +646,6 @@ class Pipeline:
             runtime.detector = scoring.detector
             state = scoring.detector.to_state()
             update.model = StoredModel("stream", state["params"], FEATURE_NAMES, state["training"])
-        update.templates = [
-            (
-                row,
-                runtime.templates.template(row.template_id),
-                runtime.stats.slots_json(row.template_id),
-            )
-            for row in self._changed_rows(runtime)
-        ]
         features = self._features(sketches, scoring)
         detected_at = now.astimezone(UTC).isoformat()
         if scoring.detector is not None:
@@ -659,8 +676,43 @@ class Pipeline:
                 min_severity=self.config.min_severity,
             )
             if found is not None:
-                anomalies.append(found)
+                closest = self._closest(event, sketch, feats, scoring)
+                anomalies.append(
+                    dataclasses.replace(found, template_id=sketch.template_id, closest=closest)
+                )
+            if found is None or self.config.train_on_flagged:
+                # Flagged events stay out of the training reservoir and are no one's example of
+                # a normal line.
+                runtime.recent.append(sketch)
+                runtime.examples[sketch.template_id] = _example(event)
+        update.templates = [
+            (
+                row,
+                runtime.templates.template(row.template_id),
+                runtime.stats.slots_json(row.template_id),
+                runtime.examples.get(row.template_id),
+            )
+            for row in self._changed_rows(runtime)
+        ]
         return anomalies, update
+
+    def _closest(
+        self, event: Event, sketch: EventSketch, feats: Features, scoring: Scoring
+    ) -> str | None:
+        """The closest normal line of the stream, its tokens that differ from the event marked:
+        a line of the event's own template when that template is established, else a line of the
+        nearest established template."""
+        own = scoring.stats.template_counts.get(sketch.template_id, 0)
+        candidates = []
+        if own >= _ESTABLISHED_MIN:
+            candidates.append(scoring.examples.get(sketch.template_id))
+        if feats.nearest_id is not None:
+            candidates.append(scoring.examples.get(feats.nearest_id) or feats.nearest)
+        message = event.parsed.message
+        for line in candidates:
+            if line and line != message[:_EXAMPLE_CHARS]:
+                return mark_differences(message, line)
+        return None
 
     def _changed_rows(self, runtime: StreamRuntime) -> list[TemplateRow]:
         # Every template an event touched is dirty (its size changed). The stream statistics own the
@@ -678,6 +730,7 @@ class Pipeline:
             key=lambda tid: -stats.template_counts[tid],
         )
         established_text = [templates.template(tid) for tid in established[:200]]
+        template_ids = dict(zip(established_text, established[:200], strict=True))
         generation = hash(tuple(established[:200]))
         rare_share = stats.rare_template_share()  # O(templates): once per batch, not per event
         out = []
@@ -689,7 +742,12 @@ class Pipeline:
                 )
             out.append(
                 event_features(
-                    sketch, stats, novelty=novelty, nearest=nearest, rare_template_share=rare_share
+                    sketch,
+                    stats,
+                    novelty=novelty,
+                    nearest=nearest,
+                    rare_template_share=rare_share,
+                    nearest_id=template_ids.get(nearest) if nearest is not None else None,
                 )
             )
         return out
@@ -698,6 +756,31 @@ class Pipeline:
         return StreamDetector(
             n_estimators=self.config.n_estimators, random_state=self.config.random_state
         ).fit(matrix, FEATURE_NAMES)
+
+
+def _epoch(ts: datetime | None) -> float | None:
+    """Log time as epoch seconds; a naive time (no zone in the log) is read as UTC, which keeps
+    gaps within a stream right whatever its real zone."""
+    if ts is None:
+        return None
+    return (ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).timestamp()
+
+
+def _example(event: Event) -> str:
+    return event.parsed.message[:_EXAMPLE_CHARS]
+
+
+def mark_differences(event_text: str, normal_text: str) -> str:
+    """``normal_text`` with its tokens that differ from ``event_text`` wrapped in [[...]]."""
+    mine, theirs = event_text.split(), normal_text.split()
+    out: list[str] = []
+    matcher = difflib.SequenceMatcher(None, mine, theirs, autojunk=False)
+    for op, _, _, j1, j2 in matcher.get_opcodes():
+        chunk = theirs[j1:j2]
+        if not chunk:
+            continue
+        out.append(" ".join(chunk) if op == "equal" else "[[" + " ".join(chunk) + "]]")
+    return " ".join(out)
 
 
 def _slots(match: TemplateMatch) -> tuple[tuple[int, str], ...]:

@@ -168,6 +168,19 @@ class EventSketch:
     trouble: bool = False  # the template contains a word that means something went wrong
     fields: tuple[tuple[str, str], ...] = ()  # JSON events: scalar attributes, as text
     position: int = 0  # events the stream had before this one (early events are not news)
+    gap: float | None = None  # seconds since the stream's previous event, by log time
+
+
+@dataclass(frozen=True, slots=True)
+class NumericOutlier:
+    """A numeric variable value far outside what its slot has held (in orders of magnitude)."""
+
+    position: int  # template token position; -1 for a JSON field
+    value: str
+    z: float  # distance from the slot's mean, in standard deviations of log10(1 + |value|)
+    low: float  # the slot's usual range (mean +- 2 standard deviations), in the value's units
+    high: float
+    field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,3 +214,7 @@ class Features:
     rare_template_share: float = 0.0  # share of the stream's events whose template is rare
     rare_cut: int = 2  # a template with at most this many events is rare in this stream
     trouble_share: float = 0.0  # share of the stream's events with a failure word
+    numeric: NumericOutlier | None = None  # the numeric value furthest outside its slot's range
+    gap: float | None = None  # seconds since the stream's previous event
+    usual_gap: float | None = None  # the stream's typical gap (geometric mean), seconds
+    nearest_id: int | None = None  # template id of ``nearest``

@@ -191,6 +191,7 @@ class StoredStream:
     field_stats: dict[str, Any]  # JSON field -> value statistics
     trouble_events: int
     model: StoredModel | None
+    examples: dict[int, str] = field(default_factory=dict)  # template id -> a normal line
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +231,10 @@ class StreamUpdate:
     level_counts: dict[str, int]
     field_stats: dict[str, Any]
     trouble_events: int
-    templates: list[tuple[TemplateRow, str, dict[str, Any]]] = field(default_factory=list)
+    # (row, template text, slot statistics, example normal line)
+    templates: list[tuple[TemplateRow, str, dict[str, Any], str | None]] = field(
+        default_factory=list
+    )
     model: StoredModel | None = None
 
 
@@ -392,6 +396,7 @@ class Store:
             row = conn.execute(select(StreamRow).where(StreamRow.id == stream_id)).one()
             templates: list[TemplateRow] = []
             slots: dict[int, dict[str, Any]] = {}
+            examples: dict[int, str] = {}
             for t in conn.execute(
                 select(TemplateDbRow)
                 .where(TemplateDbRow.stream_id == stream_id)
@@ -407,6 +412,8 @@ class Store:
                     )
                 )
                 slots[t.template_id] = dict(t.slot_values or {})
+                if t.example is not None:
+                    examples[t.template_id] = t.example
             model_row = conn.execute(
                 select(ModelRow).where(ModelRow.stream_id == stream_id, ModelRow.kind == "stream")
             ).one_or_none()
@@ -428,6 +435,7 @@ class Store:
                 dict(row.field_stats or {}),
                 int(row.trouble_events),
                 model,
+                examples,
             )
 
     def active_files(self) -> dict[str, TrackedFile]:
@@ -613,7 +621,7 @@ class Store:
         self,
         conn: Connection,
         stream_id: int,
-        templates: list[tuple[TemplateRow, str, dict[str, Any]]],
+        templates: list[tuple[TemplateRow, str, dict[str, Any], str | None]],
         now: datetime,
     ) -> None:
         rows = [
@@ -625,10 +633,11 @@ class Store:
                 "creation_tokens": list(t.creation_tokens),
                 "size": t.size,
                 "slot_values": slots,
+                "example": example,
                 "first_seen_at": now,
                 "last_seen_at": now,
             }
-            for t, text, slots in templates
+            for t, text, slots, example in templates
         ]
         stmt = self._insert(TemplateDbRow)
         stmt = stmt.on_conflict_do_update(
@@ -638,6 +647,8 @@ class Store:
                 "template_tokens": stmt.excluded.template_tokens,
                 "size": stmt.excluded.size,
                 "slot_values": stmt.excluded.slot_values,
+                # A batch whose events were all flagged has no new example: keep the old one.
+                "example": func.coalesce(stmt.excluded.example, TemplateDbRow.example),
                 "last_seen_at": stmt.excluded.last_seen_at,
             },
         )
