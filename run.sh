@@ -23,6 +23,7 @@ fi
 
 if [ "${1:-}" = "test" ]; then
   shift
+  tools/ensure_chromium.sh  # the HTML report is checked in a real headless browser
   .venv/bin/ruff check .
   .venv/bin/mypy
   exec .venv/bin/pytest "$@"

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from logwatch import __version__
+from logwatch import __version__, feedback
 from logwatch.config import Config, load_config
+from logwatch.context import lines_around
 from logwatch.errors import ConfigError, LogwatchError, SourceError
-from logwatch.output import FORMATS, render
+from logwatch.output import FORMATS, escape_terminal, render
 from logwatch.signals import STOP, catch_stop_signals
 from logwatch.storage import Store, redact
 
@@ -136,6 +137,7 @@ def cli() -> None:
       logwatch --log_dir /var/log/myapp          # the daemon (same as `logwatch run ...`)
       logwatch run --log-dir old_logs --once     # process an archived folder once, then exit
       logwatch anomalies --format jsonl          # what was found
+      logwatch ack 42 --note "disk replaced"     # feedback: seen / muted / normal
     """
 
 
@@ -160,6 +162,13 @@ def cli() -> None:
 )
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching (repeatable).")
 @click.option("--node", default=None, metavar="NAME", help="This daemon's name [host name].")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Serve Prometheus metrics on 127.0.0.1:PORT [0 = off].",
+)
 @common_options
 def run(
     log_dir: Path | None,
@@ -168,6 +177,7 @@ def run(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     node: str | None,
+    metrics_port: int | None,
     config_file: Path | None,
     db_url: str | None,
     verbose: int,
@@ -180,8 +190,11 @@ def run(
       logwatch run --log-dir /var/log/myapp --poll-interval 5
       logwatch run --log-dir archive/ --once --db-url postgresql+psycopg2://me@db/logwatch
     """
+    from logwatch.alerts import AlertSettings, Dispatcher
     from logwatch.daemon import InstanceLock, run_daemon
+    from logwatch.metrics import Metrics, MetricsServer
     from logwatch.pipeline import Pipeline
+    from logwatch.progress import ArchiveProgress, NullProgress
 
     # Set up first thing (main.py did already, for the imports): a stop request at any moment from
     # here on ends in a graceful exit 0, never in a half-written batch.
@@ -197,8 +210,10 @@ def run(
             include=include or None,
             exclude=exclude or None,
             db_url=db_url,
+            metrics_port=metrics_port,
         )
         _check_log_dir(config.log_dir)
+        alert_settings = AlertSettings.from_config(config)  # a bad [alerts] table stops here
         catch_stop_signals(config.shutdown_timeout)
         store = open_store(config)
         lock = InstanceLock(store, node or socket.gethostname())
@@ -209,7 +224,16 @@ def run(
                 return  # stopped while starting: nothing was read, nothing to finish
             if config.once:
                 t0 = time.monotonic()
-                summary = Pipeline(config, store, stop=STOP).run_once(datetime.now(UTC))
+
+                def progress(total_bytes: int, total_files: int) -> ArchiveProgress | NullProgress:
+                    # At -v, log lines would break up the bar; off a terminal it stays silent.
+                    if config.verbosity != 0:
+                        return NullProgress()
+                    return ArchiveProgress(total_bytes, total_files)
+
+                summary = Pipeline(config, store, stop=STOP).run_once(
+                    datetime.now(UTC), progress=progress
+                )
                 _print_once_summary(summary, time.monotonic() - t0, config)
             else:
                 if config.verbosity >= 0:
@@ -218,7 +242,23 @@ def run(
                         f"(database {redact(config.db_url)}); Ctrl-C to stop",
                         err=True,
                     )
-                run_daemon(config, store, node=node or socket.gethostname(), stop=STOP, lock=lock)
+                metrics = Metrics()
+                server: MetricsServer | None = None
+                if config.metrics_port:
+                    server = metrics.serve(config.metrics_port)
+                try:
+                    run_daemon(
+                        config,
+                        store,
+                        node=node or socket.gethostname(),
+                        stop=STOP,
+                        lock=lock,
+                        metrics=metrics,
+                        dispatcher=Dispatcher(alert_settings) if alert_settings.sinks else None,
+                    )
+                finally:
+                    if server is not None:
+                        server.close()
         finally:
             lock.release()
             store.close()
@@ -274,7 +314,31 @@ def parse_since(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-ANOMALY_COLUMNS = ("id", "severity", "stream", "line", "timestamp", "reasons", "text")
+def parse_duration(
+    ctx: click.Context | None, param: click.Parameter | None, value: str | None
+) -> timedelta | None:
+    """A positive length of time: 30m, 12h, 7d, 2w; a malformed one is a usage error (exit 2).
+
+    An option callback rather than a click.ParamType subclass: ParamType became generic in click
+    8.2, and we support 8.1 too."""
+    if value is None:
+        return None
+    m = _DURATION.match(value.strip())
+    if not m or int(m.group(1)) == 0:
+        raise click.BadParameter(
+            f"{value!r} is not a positive duration; valid: a number and a unit s, m, h, d or w "
+            "(30m, 12h, 7d, 2w)",
+            ctx,
+            param,
+        )
+    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+
+
+def _quiet(verbose: int, quiet: int) -> bool:
+    return quiet > verbose
+
+
+ANOMALY_COLUMNS = ("id", "severity", "acked", "stream", "line", "timestamp", "reasons", "text")
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -288,6 +352,15 @@ ANOMALY_COLUMNS = ("id", "severity", "stream", "line", "timestamp", "reasons", "
     help="Only anomalies at least this severe (0-100).",
 )
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N anomalies.")
+@click.option("--unacked", is_flag=True, help="Only anomalies nobody has acked yet.")
+@click.option(
+    "--context",
+    "context_lines",
+    type=click.IntRange(0, 1000),
+    default=0,
+    metavar="N",
+    help="Show N lines before and after each anomaly, read from its file now.",
+)
 @format_option
 @common_options
 def anomalies(
@@ -295,36 +368,79 @@ def anomalies(
     stream: str | None,
     min_severity: int,
     limit: int | None,
+    unacked: bool,
+    context_lines: int,
     fmt: str,
     config_file: Path | None,
     db_url: str | None,
     verbose: int,
     quiet: int,
 ) -> None:
-    """List the anomalies found, oldest first.
+    """List the anomalies found, oldest first, with whether each was acked.
 
     \b
     Examples:
       logwatch anomalies --since 24h --min-severity 70
+      logwatch anomalies --unacked --context 3
       logwatch anomalies --format jsonl > anomalies.jsonl
     """
     since_at = parse_since(since)
-    found = with_store(
-        config_file,
-        db_url,
-        verbose,
-        quiet,
-        lambda store: store.anomalies(
-            since=since_at, stream=stream, min_severity=min_severity, limit=limit
-        ),
-    )
-    rows = [_anomaly_row(a) for a in found]
-    click.echo(
-        render(rows, fmt, ANOMALY_COLUMNS, {"text": 80, "reasons": 60, "stream": 24}), nl=False
-    )
+
+    def fetch(store: Store) -> list[dict[str, Any]]:
+        # --unacked filters before --limit applies, so "the first N unacked" means what it says.
+        found = store.anomalies(
+            since=since_at,
+            stream=stream,
+            min_severity=min_severity,
+            limit=None if unacked else limit,
+        )
+        acked = feedback.acks(store)
+        rows = [_anomaly_row(a, acked.get(a.id) if a.id is not None else None) for a in found]
+        if unacked:
+            rows = [r for r in rows if not r["acked"]][:limit]
+        return rows
+
+    rows = with_store(config_file, db_url, verbose, quiet, fetch)
+    if context_lines:
+        for row in rows:
+            row["context"] = [
+                {"line": n, "text": text}
+                for n, text in lines_around(row["path"], row["line"], context_lines)
+            ]
+    widths = {"text": 80, "reasons": 60, "stream": 24}
+    if fmt != "table":
+        if fmt == "csv" and context_lines:
+            for row in rows:
+                row["context"] = [f"{c['line']}: {c['text']}" for c in row["context"]]
+        click.echo(render(rows, fmt, ANOMALY_COLUMNS, widths), nl=False)
+        return
+    shown = [{**r, "acked": "yes" if r["acked"] else "no"} for r in rows]
+    table = render(shown, fmt, ANOMALY_COLUMNS, widths)
+    if not context_lines or not rows:
+        click.echo(table, nl=False)
+        return
+    header, *body = table.splitlines()
+    out = [header]
+    for line, row in zip(body, rows, strict=True):
+        out.append(line)
+        out.extend(_context_lines(row))
+    click.echo("\n".join(out))
 
 
-def _anomaly_row(a: Any) -> dict[str, Any]:
+def _context_lines(row: dict[str, Any]) -> list[str]:
+    """The lines around one anomaly, indented under its table row; ``>`` marks the event's own."""
+    if not row["context"]:
+        return ["      (lines not available: the file is gone or unreadable)"]
+    first, last = row["line"], row["line"] + row["text"].count("\n")
+    width = len(str(row["context"][-1]["line"]))
+    return [
+        f"    {'>' if first <= c['line'] <= last else ' '} {c['line']:>{width}}  "
+        + escape_terminal(c["text"].replace("\t", "    "))
+        for c in row["context"]
+    ]
+
+
+def _anomaly_row(a: Any, ack: feedback.Ack | None = None) -> dict[str, Any]:
     row = dataclasses.asdict(a)
     row["reasons"] = list(a.reasons)
     order = (
@@ -343,7 +459,12 @@ def _anomaly_row(a: Any) -> dict[str, Any]:
         "count",
         "level",
     )
-    return {k: row[k] for k in order}
+    return {
+        **{k: row[k] for k in order},
+        "acked": ack is not None,
+        "acked_at": ack.acked_at if ack else None,
+        "ack_note": ack.note if ack else None,
+    }
 
 
 def _listing(
@@ -393,14 +514,232 @@ def files(store: Store) -> list[dict[str, Any]]:
     return store.files_report()
 
 
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--stream", metavar="NAME", help="Only this stream (e.g. app.log).")
+@format_option
+@common_options
+def templates(
+    stream: str | None,
+    fmt: str,
+    config_file: Path | None,
+    db_url: str | None,
+    verbose: int,
+    quiet: int,
+) -> None:
+    """List templates per stream, most frequent first: id, count, first and last seen.
+
+    The TEMPLATE_ID (or the exact text) is what `logwatch suppress --template` takes.
+
+    \b
+    Examples:
+      logwatch templates --stream app.log
+      logwatch templates --format csv > templates.csv
+    """
+    rows = with_store(
+        config_file, db_url, verbose, quiet, lambda store: store.templates_report(stream)
+    )
+    click.echo(
+        render(
+            rows,
+            fmt,
+            ("stream", "template_id", "count", "first_seen", "last_seen", "template"),
+            {"template": 90},
+        ),
+        nl=False,
+    )
+
+
 @_listing(
-    "List templates per stream, most frequent first, with first and last seen.\n\n\b\n"
-    "Example:\n  logwatch templates --format csv > templates.csv",
-    ("stream", "template_id", "count", "template", "last_seen"),
-    {"template": 90},
+    "Per stream: files being read, events, templates, anomalies (and how many are not acked),\n"
+    "when it was last read, its last anomaly, and whether its model is trained.\n\n\b\n"
+    "Example:\n  logwatch streams --format json",
+    (
+        "stream",
+        "files",
+        "events",
+        "templates",
+        "anomalies",
+        "unacked",
+        "last_read",
+        "last_anomaly",
+        "model_trained",
+    ),
+    {"stream": 40},
 )
-def templates(store: Store) -> list[dict[str, Any]]:
-    return store.templates_report()
+def streams(store: Store) -> list[dict[str, Any]]:
+    return feedback.streams_report(store)
+
+
+# --- feedback: what the operator says about anomalies (stored; the daemon applies it next poll)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("anomaly_id", metavar="ID", type=int)
+@click.option("--note", metavar="TEXT", help="Why, or what was done (kept with the ack).")
+@common_options
+def ack(
+    anomaly_id: int,
+    note: str | None,
+    config_file: Path | None,
+    db_url: str | None,
+    verbose: int,
+    quiet: int,
+) -> None:
+    """Mark anomaly ID as seen: `logwatch anomalies --unacked` no longer lists it.
+
+    Acking again keeps the first time; a new --note replaces the old one.
+
+    \b
+    Example:
+      logwatch ack 42 --note "disk replaced, see ticket 1234"
+    """
+    done = with_store(
+        config_file, db_url, verbose, quiet, lambda store: feedback.ack(store, anomaly_id, note)
+    )
+    if not _quiet(verbose, quiet):
+        was = f" (already acked at {done.acked_at})" if done.already else ""
+        click.echo(f"acked anomaly {anomaly_id}{was}")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--stream", required=True, metavar="NAME", help="The stream (see logwatch streams).")
+@click.option(
+    "--template",
+    required=True,
+    metavar="ID|TEXT",
+    help="A template id from `logwatch templates`, or its exact text.",
+)
+@click.option(
+    "--for",
+    "duration",
+    callback=parse_duration,
+    metavar="DURATION",
+    help="Mute for this long: 30m, 12h, 7d, 2w [default: until removed].",
+)
+@click.option(
+    "--reason", required=True, metavar="TEXT", help="Why it is muted (shown in listings)."
+)
+@common_options
+def suppress(
+    stream: str,
+    template: str,
+    duration: timedelta | None,
+    reason: str,
+    config_file: Path | None,
+    db_url: str | None,
+    verbose: int,
+    quiet: int,
+) -> None:
+    """Mute a template of a stream: its anomalies are still recorded, but not alerted.
+
+    \b
+    Examples:
+      logwatch suppress --stream app.log --template 12 --for 7d --reason "known bug #88"
+      logwatch suppressions --remove 3
+    """
+    now = datetime.now(UTC)
+    until = now + duration if duration is not None else None
+    made = with_store(
+        config_file,
+        db_url,
+        verbose,
+        quiet,
+        lambda store: feedback.suppress(store, stream, template, until, reason, now=now),
+    )
+    if not _quiet(verbose, quiet):
+        click.echo(
+            f"suppression {made.id}: template {made.template_id} "
+            f"{made.template!r} of stream {made.stream!r} muted "
+            + (f"until {made.expires_at}" if made.expires_at else "until removed")
+        )
+
+
+@cli.command("mark-normal", context_settings=CONTEXT_SETTINGS)
+@click.argument("anomaly_id", metavar="ID", type=int)
+@common_options
+def mark_normal(
+    anomaly_id: int, config_file: Path | None, db_url: str | None, verbose: int, quiet: int
+) -> None:
+    """Call the template of anomaly ID normal for its stream (and ack the anomaly).
+
+    Its recurrences are no longer reported, unless clearly more severe: at least 15 above the
+    severity of anomaly ID.
+
+    \b
+    Example:
+      logwatch mark-normal 42
+    """
+    mark = with_store(
+        config_file, db_url, verbose, quiet, lambda store: feedback.mark_normal(store, anomaly_id)
+    )
+    if not _quiet(verbose, quiet):
+        click.echo(
+            f"template {mark.template_id} {mark.template!r} is normal for stream "
+            f"{mark.stream!r}; a recurrence at severity "
+            f"{mark.severity + feedback.NORMAL_MARGIN} or more is still reported"
+        )
+
+
+SUPPRESSION_COLUMNS = (
+    "id",
+    "stream",
+    "template_id",
+    "state",
+    "expires_at",
+    "reason",
+    "template",
+)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--all", "show_all", is_flag=True, help="Include expired and removed ones.")
+@click.option(
+    "--remove",
+    "remove_id",
+    type=int,
+    metavar="ID",
+    help="End suppression ID now (kept as removed).",
+)
+@format_option
+@common_options
+def suppressions(
+    show_all: bool,
+    remove_id: int | None,
+    fmt: str,
+    config_file: Path | None,
+    db_url: str | None,
+    verbose: int,
+    quiet: int,
+) -> None:
+    """List the suppressions in force (or --all), or end one with --remove ID.
+
+    \b
+    Examples:
+      logwatch suppressions --all --format json
+      logwatch suppressions --remove 3
+    """
+    if remove_id is not None:
+        removed = with_store(
+            config_file,
+            db_url,
+            verbose,
+            quiet,
+            lambda store: feedback.remove_suppression(store, remove_id),
+        )
+        if fmt != "table":
+            click.echo(render([removed.as_row()], fmt, SUPPRESSION_COLUMNS), nl=False)
+        elif not _quiet(verbose, quiet):
+            click.echo(f"removed suppression {removed.id} (at {removed.removed_at})")
+        return
+    found = with_store(
+        config_file,
+        db_url,
+        verbose,
+        quiet,
+        lambda store: feedback.list_suppressions(store, show_all),
+    )
+    rows = [s.as_row() for s in found]
+    click.echo(render(rows, fmt, SUPPRESSION_COLUMNS, {"template": 60, "reason": 40}), nl=False)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -539,3 +878,102 @@ def evaluate(
         click.echo(f"{key:20} {summary[key]}")
     for kind, (found_n, total) in sorted(result.kinds_found.items()):
         click.echo(f"  {kind or '(no kind)':30} {found_n}/{total}")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write.",
+)
+@click.option("--since", metavar="WHEN", help="Only detected since: 30m, 24h, 7d or an ISO time.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Anomalies shown in full, with context.",
+)
+@click.option(
+    "--context",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Lines of context around each.",
+)
+@common_options
+def report(
+    output: Path,
+    since: str | None,
+    top: int,
+    context: int,
+    config_file: Path | None,
+    db_url: str | None,
+    verbose: int,
+    quiet: int,
+) -> None:
+    """Write one self-contained HTML report: charts and the top anomalies with reasons.
+
+    \b
+    Example:
+      logwatch report -o report.html --since 24h
+    """
+    from logwatch.report import write_report
+
+    since_at = parse_since(since)
+    written = with_store(
+        config_file,
+        db_url,
+        verbose,
+        quiet,
+        lambda store: write_report(
+            store, output, since=since_at, now=datetime.now(UTC), top=top, context=context
+        ),
+    )
+    click.echo(
+        f"wrote {written.path}: {written.anomalies} anomalies in {written.streams} streams, "
+        f"{written.shown} in full"
+    )
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS)
+def alert() -> None:
+    """Alert sinks (configured in the [alerts] table of the config file).
+
+    \b
+    Example:
+      logwatch alert test --config /etc/logwatch/logwatch.toml
+    """
+
+
+@alert.command("test", context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="TOML config file with the [alerts] table.",
+)
+def alert_test(config_file: Path | None) -> None:
+    """Send one test alert to every configured sink and say which worked.
+
+    \b
+    Example:
+      logwatch alert test --config /etc/logwatch/logwatch.toml
+    """
+    from logwatch.alerts import AlertSettings, send_test
+
+    try:
+        settings = AlertSettings.from_config(load_config(config_file))
+    except LogwatchError as exc:
+        raise _fail(exc) from None
+    if not settings.sinks:
+        raise click.ClickException("no alert sinks configured; add [[alerts.sinks]] to the config")
+    failed = 0
+    for name, error in send_test(settings):
+        click.echo(f"{escape_terminal(name)}: {'ok' if error is None else escape_terminal(error)}")
+        failed += error is not None
+    if failed:
+        sys.exit(1)

@@ -21,8 +21,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
+from logwatch.alerts import Dispatcher
 from logwatch.config import Config
 from logwatch.errors import AlreadyRunningError, StateCorruptError, StorageError
+from logwatch.feedback import FeedbackRules
+from logwatch.metrics import MetricsSink, NullMetrics
 from logwatch.pipeline import Pipeline, PollSummary
 from logwatch.storage import Store
 
@@ -135,9 +138,13 @@ def run_daemon(
     lock: InstanceLock | None = None,
     clock: Callable[[], float] = time.monotonic,
     on_poll: Callable[[PollSummary], Any] | None = None,
+    metrics: MetricsSink | None = None,
+    dispatcher: Dispatcher | None = None,
 ) -> None:
     """Poll every ``config.poll_interval`` seconds until ``stop`` is set (SIGTERM / SIGINT)."""
     stop = stop or threading.Event()
+    metrics = metrics or NullMetrics()
+    failures_seen: dict[str, int] = {}  # per alert sink, already counted in metrics
     started = datetime.now(UTC)
     rng = random.Random()
     backoff = Backoff()
@@ -151,8 +158,12 @@ def run_daemon(
             if lock is not None:
                 lock.ensure()
             if pipeline is None:
-                pipeline = Pipeline(config, store, stop=stop)
-            summary = pipeline.poll(datetime.now(UTC))
+                pipeline = Pipeline(config, store, stop=stop, metrics=metrics)
+            now = datetime.now(UTC)
+            # Feedback is re-read every poll, so an ack, a suppression or a mark-normal given
+            # from the CLI applies from the next poll on.
+            pipeline.feedback = FeedbackRules.load(store, now)
+            summary = pipeline.poll(now)
         except StateCorruptError:
             raise  # not an outage: retrying cannot help, and guessing could lose lines
         except StorageError as exc:
@@ -165,6 +176,8 @@ def run_daemon(
             continue
         backoff.reset()
         elapsed = clock() - t0
+        lag, tracked = pipeline.lag()
+        metrics.observe_poll(elapsed, lag, tracked, at=time.time())
         note = None
         if degraded_since is not None:
             # The database could not record the outage while it lasted; say so now it is back.
@@ -195,11 +208,21 @@ def run_daemon(
             )
         for path, error in summary.errors:
             log.warning("%s: %s", path, error)
+        if dispatcher is not None:
+            # Suppressed anomalies are recorded, not sent; submit never blocks or raises.
+            dispatcher.muted = pipeline.feedback.mutes if pipeline.feedback else None
+            dispatcher.submit(summary.found)
+            for name, stats in dispatcher.stats().items():
+                for _ in range(stats.failed - failures_seen.get(name, 0)):
+                    metrics.sink_error(name)
+                failures_seen[name] = stats.failed
         if on_poll is not None:
             on_poll(summary)
         stop.wait(max(0.0, config.poll_interval - elapsed))
     if pipeline is not None:
         pipeline.close()
+    if dispatcher is not None:
+        dispatcher.close(config.shutdown_timeout)
     _health(store, node, "stopped", started)
 
 

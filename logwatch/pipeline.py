@@ -17,7 +17,7 @@ import re
 import stat
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,9 @@ from logwatch.features import (
     event_features,
     has_trouble_words,
 )
+from logwatch.feedback import FeedbackRules
+from logwatch.metrics import MetricsSink, NullMetrics
+from logwatch.progress import ArchiveProgress, NullProgress, ProgressSink
 from logwatch.records import (
     Anomaly,
     Event,
@@ -54,6 +57,8 @@ _VARIABLE = re.compile(r"<[A-Za-z*]+>")
 # A template is "rare" (worth a novelty check) up to this many events, "established" from this many.
 _RARE_MAX = 3
 _ESTABLISHED_MIN = 5
+# Anomalies a poll hands on (to alerting) at most; the rest are stored and counted, not sent.
+MAX_FOUND_PER_POLL = 10_000
 # Example lines kept per template (the closest normal line shown beside an anomaly).
 _EXAMPLE_CHARS = 500
 # Identity: a fingerprint covers a file's first KiB; below 16 bytes it cannot tell files apart.
@@ -95,11 +100,13 @@ class PollSummary:
     bytes: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    found: list[Anomaly] = field(default_factory=list)  # stored this poll (bounded), for alerts
 
     def add(self, other: PollSummary) -> None:
         for name in ("files_read", "lines", "events", "anomalies", "bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
+        self.found.extend(other.found[: max(0, MAX_FOUND_PER_POLL - len(self.found))])
 
 
 class Pipeline:
@@ -109,6 +116,7 @@ class Pipeline:
         store: Store,
         *,
         stop: threading.Event | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         if config.log_dir is None:
             raise SourceError("no log directory given; pass --log-dir DIR")
@@ -116,6 +124,11 @@ class Pipeline:
         self.store = store
         self.root = Path(config.log_dir)
         self.novelty = NoveltyDetector()
+        self.metrics: MetricsSink = metrics or NullMetrics()
+        self.progress: ProgressSink = NullProgress()
+        # Operator feedback (mark-normal, suppressions), reloaded by the caller every poll.
+        self.feedback: FeedbackRules | None = None
+        self.marked_normal = 0  # anomalies not recorded because their template was marked normal
         # Checked between batches: a stop request finishes the batch in hand, then returns.
         self.stop = stop or threading.Event()
         self._streams: dict[str, StreamRuntime] = {}
@@ -142,23 +155,48 @@ class Pipeline:
         self._close_idle_handles(now)
         return summary
 
-    def run_once(self, now: datetime) -> PollSummary:
-        """Everything present, each stream learned completely before any of its events is scored."""
+    def run_once(
+        self,
+        now: datetime,
+        progress: Callable[[int, int], ArchiveProgress | NullProgress] | None = None,
+    ) -> PollSummary:
+        """Everything present, each stream learned completely before any of its events is scored.
+
+        ``progress(total_bytes, total_files)`` makes the progress display (a terminal bar)."""
         scan = self._scan()
+        self.feedback = FeedbackRules.load(self.store, now)
         summary = PollSummary(files_seen=len(scan.files), skipped=list(scan.skipped))
         by_stream: dict[str, list[tuple[FileSnapshot, TrackedFile]]] = {}
         for snap, row in self._plan_or_reload(scan.files):
             by_stream.setdefault(snap.stream, []).append((snap, row))
-        for name, work in sorted(by_stream.items()):
-            if self.stop.is_set():
-                break
-            work.sort(key=lambda item: _oldest_first(item[0]))
-            scoring = self._learn(name, work, now)
-            for snap, row in work:
-                if self.stop.is_set():
-                    break
-                summary.add(self._process_file(snap, row, now, scoring=scoring))
+        total_files = sum(len(w) for w in by_stream.values())
+        total_bytes = sum(max(s.size - r.offset, 0) for w in by_stream.values() for s, r in w)
+        display = progress(total_bytes, total_files) if progress else NullProgress()
+        with display:
+            self.progress = display
+            try:
+                for name, work in sorted(by_stream.items()):
+                    if self.stop.is_set():
+                        break
+                    work.sort(key=lambda item: _oldest_first(item[0]))
+                    display.describe(f"learning {name}")
+                    scoring = self._learn(name, work, now)
+                    display.describe(name)
+                    for snap, row in work:
+                        if self.stop.is_set():
+                            break
+                        summary.add(self._process_file(snap, row, now, scoring=scoring))
+                        if snap.compressed:  # offsets count decompressed bytes: size at the end
+                            display.advance(max(snap.size - row.offset, 0))
+                        display.file_done()
+            finally:
+                self.progress = NullProgress()
         return summary
+
+    def lag(self) -> tuple[int, int]:
+        """(bytes not yet read across tracked files, files tracked), for metrics."""
+        files = self._files.values()
+        return sum(max(f.size - f.offset, 0) for f in files), len(self._files)
 
     def _scan(self) -> watcher.ScanResult:
         if self._files_stale:
@@ -307,6 +345,15 @@ class Pipeline:
                     self._files_stale = True
                     raise
                 runtime.templates.mark_clean()
+                self.metrics.observe_stream(snap.stream, n_lines, len(events))
+                for found in anomalies:
+                    self.metrics.observe_anomaly(snap.stream, found.severity)
+                if update.model is not None:
+                    self.metrics.model_trained(snap.stream)
+                if not snap.compressed:
+                    self.progress.advance(lines)
+                room = MAX_FOUND_PER_POLL - len(summary.found)
+                summary.found.extend(anomalies[: max(room, 0)])
                 tracked = dataclasses.replace(
                     tracked,
                     offset=end_offset,
@@ -676,10 +723,15 @@ class Pipeline:
                 min_severity=self.config.min_severity,
             )
             if found is not None:
+                found = dataclasses.replace(found, template_id=sketch.template_id)
+                if self.feedback is not None and self.feedback.verdict(found) == "normal":
+                    # An operator said this template is normal here (and it is not clearly
+                    # more severe than when they said so): counted, not recorded.
+                    self.marked_normal += 1
+                    found = None
+            if found is not None:
                 closest = self._closest(event, sketch, feats, scoring)
-                anomalies.append(
-                    dataclasses.replace(found, template_id=sketch.template_id, closest=closest)
-                )
+                anomalies.append(dataclasses.replace(found, closest=closest))
             if found is None or self.config.train_on_flagged:
                 # Flagged events stay out of the training reservoir and are no one's example of
                 # a normal line.

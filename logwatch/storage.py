@@ -920,3 +920,8 @@ def _anomaly_values(a: Anomaly, file_id: int, stream_id: int) -> dict[str, Any]:
         "process": a.process[:255] if a.process else a.process,
         "pid": a.pid,
     }
+
+
+# The feedback tables (acks, suppressions, normal marks) are declared on Base in their own module;
+# importing it here puts them in Base.metadata wherever the schema is built or compared.
+from logwatch import feedback as _feedback  # noqa: E402,F401

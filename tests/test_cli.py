@@ -188,7 +188,16 @@ def test_anomalies_json_csv_and_table_agree(populated: Populated) -> None:
     table = populated.cli("anomalies")
     assert table.exit_code == 0
     header, *body = table.stdout.splitlines()
-    assert header.split() == ["ID", "SEVERITY", "STREAM", "LINE", "TIMESTAMP", "REASONS", "TEXT"]
+    assert header.split() == [
+        "ID",
+        "SEVERITY",
+        "ACKED",
+        "STREAM",
+        "LINE",
+        "TIMESTAMP",
+        "REASONS",
+        "TEXT",
+    ]
     assert len(body) == len(jsonl)
     assert [int(line.split()[0]) for line in body] == [a["id"] for a in jsonl]
 
@@ -283,6 +292,56 @@ def test_templates_json(populated: Populated) -> None:
     for stream in STREAMS:
         counts = [r["count"] for r in rows if r["stream"] == stream]
         assert counts == sorted(counts, reverse=True)
+
+
+def test_templates_of_one_stream_with_first_and_last_seen(populated: Populated) -> None:
+    everything = json.loads(populated.cli("templates", "--format", "json").stdout)
+    result = populated.cli("templates", "--stream", "auth.log", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert rows == [r for r in everything if r["stream"] == "auth.log"] != []
+    for r in rows:
+        assert datetime.fromisoformat(r["first_seen"]) <= datetime.fromisoformat(r["last_seen"])
+
+
+def test_streams_agree_with_files_templates_and_anomalies(populated: Populated) -> None:
+    result = populated.cli("streams", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = {r["stream"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == STREAMS
+    files = json.loads(populated.cli("files", "--format", "json").stdout)
+    templates = json.loads(populated.cli("templates", "--format", "json").stdout)
+    found = populated.anomalies()
+    for name, r in rows.items():
+        assert r["files"] == sum(f["stream"] == name for f in files)
+        assert r["events"] == sum(t["count"] for t in templates if t["stream"] == name)
+        assert r["templates"] == sum(t["stream"] == name for t in templates)
+        assert r["anomalies"] == r["unacked"] == sum(a["stream"] == name for a in found)
+        # Every sample stream is big enough to train its model in --once mode.
+        assert r["model_trained"] is True and r["model_trained_at"]
+        assert r["last_read"] and r["last_anomaly"]
+    assert rows["access.log"]["files"] == 2  # access.log and access.log.1
+    table = populated.cli("streams").stdout.splitlines()
+    assert table[0].split()[:5] == ["STREAM", "FILES", "EVENTS", "TEMPLATES", "ANOMALIES"]
+    assert len(table) == 1 + len(STREAMS)
+
+
+def test_anomalies_unacked_and_context_on_the_samples(populated: Populated) -> None:
+    everything = populated.anomalies()
+    assert all(a["acked"] is False for a in everything)
+    assert populated.anomalies("--unacked") == everything
+    with_context = populated.anomalies("--context", "2", "--limit", "5")
+    for a in with_context:
+        lines = Path(a["path"]).read_text(encoding="utf-8").split("\n")
+        first = max(1, a["line"] - 2)
+        assert a["context"] == [
+            {"line": n, "text": lines[n - 1]} for n in range(first, a["line"] + 3)
+        ]
+        assert a["context"][a["line"] - first]["text"] == a["text"].split("\n")[0]
+    table = populated.cli("anomalies", "--context", "1", "--limit", "2").stdout.splitlines()
+    # header, then per anomaly: its row and three indented lines, the middle one marked.
+    assert len(table) == 1 + 2 * 4
+    assert table[3].startswith("    > ") and table[2].startswith("      ")
 
 
 def test_status_json_has_counts(populated: Populated) -> None:

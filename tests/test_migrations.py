@@ -13,7 +13,18 @@ from sqlalchemy import create_engine, inspect
 
 from logwatch.storage import MIGRATIONS_DIR, Store, metadata
 
-TABLES = {"alembic_version", "anomalies", "daemon", "files", "models", "streams", "templates"}
+TABLES = {
+    "acks",
+    "alembic_version",
+    "anomalies",
+    "daemon",
+    "files",
+    "models",
+    "normal_marks",
+    "streams",
+    "suppressions",
+    "templates",
+}
 
 
 def alembic_cfg(db_url: str | None = None) -> AlembicConfig:
