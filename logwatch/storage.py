@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -369,6 +369,11 @@ class Store:
             raise
         except OperationalError as exc:
             raise StorageError(f"database unavailable: {_db_reason(exc)}") from exc
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """One transaction, for the modules that keep their own tables (feedback, incidents);
+        a lost connection becomes a StorageError like everywhere else."""
+        return self._begin()
 
     # -- reads used by the pipeline
 
@@ -922,6 +927,8 @@ def _anomaly_values(a: Anomaly, file_id: int, stream_id: int) -> dict[str, Any]:
     }
 
 
-# The feedback tables (acks, suppressions, normal marks) are declared on Base in their own module;
+# The feedback tables (acks, suppressions, normal marks) and the incident tables (incidents,
+# anomalous sessions, model state) are declared on Base in their own modules;
 # importing it here puts them in Base.metadata wherever the schema is built or compared.
 from logwatch import feedback as _feedback  # noqa: E402,F401
+from logwatch import incident_store as _incident_store  # noqa: E402,F401
