@@ -961,13 +961,21 @@ class Dispatcher:
         built = build_sinks(settings) if sinks is None else list(sinks)
         self._workers = [_Worker(s, settings) for s in built]
 
-    def submit(self, anomalies: Sequence[Anomaly]) -> Digest | None:
+    def submit(
+        self,
+        anomalies: Sequence[Anomaly],
+        group_of: Callable[[Anomaly], tuple[str, str] | None] | None = None,
+    ) -> Digest | None:
         """Queue one digest of what deserves attention; None when nothing does. Never blocks
-        on a sink and never raises because of one."""
+        on a sink and never raises because of one.
+
+        ``group_of`` gives an anomaly's (key, title) group — its incident — so an alert is one
+        section per incident; without it (or when it returns None) anomalies group by stream."""
         now = self._clock()
         self._forget(now)
         cooldown, budget = self.settings.cooldown_seconds, self.settings.max_per_hour_per_stream
         chosen: dict[str, list[Anomaly]] = {}
+        titles: dict[str, str] = {}
         # Most severe first, so that the budget and cooldown keep the ones that matter most.
         for a in sorted(anomalies, key=lambda a: -a.severity):
             if a.severity < self.settings.min_severity or self._is_muted(a):
@@ -981,11 +989,16 @@ class Dispatcher:
             if cooldown > 0:
                 self._last_sent[key] = now
             recent.append(now)
-            chosen.setdefault(a.stream, []).append(a)
+            group = group_of(a) if group_of is not None else None
+            group_key, title = group if group is not None else (a.stream, a.stream)
+            titles.setdefault(group_key, title)
+            chosen.setdefault(group_key, []).append(a)
         if not chosen:
             return None
         order = sorted(chosen, key=lambda s: (-chosen[s][0].severity, s))
-        digest = Digest(tuple(AlertGroup(s, s, tuple(chosen[s])) for s in order), dict(self._held))
+        digest = Digest(
+            tuple(AlertGroup(s, titles[s], tuple(chosen[s])) for s in order), dict(self._held)
+        )
         self._held.clear()
         for worker in self._workers:
             worker.put(digest)

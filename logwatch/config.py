@@ -53,7 +53,7 @@ class Config:
     # ... and each closed once its file has had nothing new for this long (seconds).
     close_inactive: float = 300.0
     # Templates (Drain3).
-    template_sim_th: float = 0.7  # measured on loghub: bench/grouping.py
+    template_sim_th: float = 0.75  # measured on loghub: bench/grouping.py
     template_depth: int = 5
     # Detection.
     train_min_events: int = 200  # live mode: a stream's model is trained once it has this many

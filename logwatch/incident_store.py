@@ -182,7 +182,7 @@ def incidents(
     if limit is not None:
         q = q.limit(limit)
     with store.transaction() as conn:
-        rows = conn.execute(q).scalars().all()
+        rows = conn.execute(q).all()
         return [
             {
                 "id": r.id,
@@ -252,7 +252,7 @@ def sessions(store: Store, *, stream: str | None = None) -> list[SessionFinding]
                 float(r.score),
                 tuple(r.reasons),
             )
-            for r in conn.execute(q).scalars().all()
+            for r in conn.execute(q).all()
         ]
 
 

@@ -270,6 +270,8 @@ class IncidentGrouper:
         self._by_template: dict[str, str] = {}  # template key -> id of its latest open incident
         self._by_session: dict[tuple[str, str], str] = {}
         self._seq = 0
+        # (path, offset) -> incident id, for the anomalies of the last ``add`` (alert grouping)
+        self.assigned: dict[tuple[str, int], str] = {}
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -288,9 +290,11 @@ class IncidentGrouper:
         timed = sorted(
             ((anomaly_time(a), a) for a in anomalies), key=lambda p: (p[0], p[1].path, p[1].offset)
         )
+        self.assigned = {}
         for t, anomaly in timed:
             inc = self._place_anomaly(t, anomaly, closed)
             touched[inc.id] = inc
+            self.assigned[(anomaly.path, anomaly.offset)] = inc.id
         for window in windows:
             if window.severity < self.window_min_severity:
                 continue

@@ -63,11 +63,14 @@ _TS = re.compile(
 # padded column ("Info   CBS    msg"), then the message.
 _AFTER_TS = re.compile(
     r"[\s,|-]*(?:(?P<name>[^\s\[\]]+) - (?=\[?(?i:" + _UPPER + r")\b))?"
+    # logback's "[thread] LEVEL logger - msg": the thread before the level.
+    r"(?:\[(?P<thread0>[^\[\]]*)\] +(?=(?:" + _UPPER + r")\b))?"
     r"(?:(?P<lpid>\d+) +(?P<tid>\d+) +(?P<letter>[VDIWEF]) +|" + _LEVEL + r"[\s:|-]*)"
     r"(?:(?P<npid>\d+)#\d+: +)?"
     r"(?:\[(?P<thread>(?:[^\[\]]|\[[^\[\]]*\])*)\] *)?"
     r"(?:- +|(?P<logger>[^\s\[\]]+?)(?:: +|:$| +- +| {2,}))?",
 )
+_CLOCK = re.compile(r"\d\d:\d\d:\d\d[.,]\d{3} (?=\[|(?:" + _UPPER + r")\b)")
 _PIPE = re.compile(r"\|(?P<proc>[^|]*)\|(?:(?P<pid>\d+)\|)?")  # ts|component|pid|message
 # A syslog tag: "sshd[1234]:", "sshd(pam_unix)[1]:", "kernel:", "syslogd 1.4.1:", "x[1] (detail):".
 # A name with spaces ("Microsoft Word[1]:") only counts when a pid follows it.
@@ -131,6 +134,8 @@ def _dispatch(s: str, year: int | None) -> ParsedLine | None:
         if m := _TS.match(s):
             layout = "iso" if m["Y"] else "timestamp"
             return _after_ts(s, m.end(), _ts(m, year), bool(m["tz"]), layout)
+        if m := _CLOCK.match(s):  # logback's default: a time of day without a date
+            return _after_ts(s, m.end(), None, False, "time")
     if c == "[":
         if m := _APACHE_ERR.match(s):
             ts = _dt(int(m["Y"]), _MONTHS[m["mon"]], int(m["d"]), m)

@@ -27,7 +27,7 @@ from logwatch.config import Config
 from logwatch.crashpoints import crash_point
 from logwatch.decide import decide, severity_from_tail, warmup_severity
 from logwatch.detectors import NoveltyDetector, StreamDetector
-from logwatch.errors import SourceError
+from logwatch.errors import SourceError, StorageError
 from logwatch.features import (
     FEATURE_NAMES,
     StreamStats,
@@ -36,7 +36,9 @@ from logwatch.features import (
     has_trouble_words,
 )
 from logwatch.feedback import FeedbackRules
+from logwatch.incidents import Incident
 from logwatch.metrics import MetricsSink, NullMetrics
+from logwatch.overview import Overview, OverviewResult
 from logwatch.progress import ArchiveProgress, NullProgress, ProgressSink
 from logwatch.records import (
     Anomaly,
@@ -101,6 +103,9 @@ class PollSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     found: list[Anomaly] = field(default_factory=list)  # stored this poll (bounded), for alerts
+    incidents: list[Incident] = field(default_factory=list)  # created or changed this poll
+    sessions: int = 0  # anomalous sessions found
+    windows: int = 0  # time windows the master model flagged
 
     def add(self, other: PollSummary) -> None:
         for name in ("files_read", "lines", "events", "anomalies", "bytes"):
@@ -117,6 +122,7 @@ class Pipeline:
         *,
         stop: threading.Event | None = None,
         metrics: MetricsSink | None = None,
+        node: str = "",
     ) -> None:
         if config.log_dir is None:
             raise SourceError("no log directory given; pass --log-dir DIR")
@@ -129,6 +135,8 @@ class Pipeline:
         # Operator feedback (mark-normal, suppressions), reloaded by the caller every poll.
         self.feedback: FeedbackRules | None = None
         self.marked_normal = 0  # anomalies not recorded because their template was marked normal
+        self.overview = Overview(config, store, self._template_text, node=node)
+        self._scored: tuple[list[Event], list[int]] = ([], [])  # the last batch analysed
         # Checked between batches: a stop request finishes the batch in hand, then returns.
         self.stop = stop or threading.Event()
         self._streams: dict[str, StreamRuntime] = {}
@@ -153,7 +161,31 @@ class Pipeline:
             row, status = self._draining.pop(0)
             summary.add(self._drain(row, status, now))
         self._close_idle_handles(now)
+        self._overview(summary, self.overview.poll_end(now))
         return summary
+
+    @property
+    def leader(self) -> bool:
+        """Whether this daemon runs the master model (one daemon of a fleet does)."""
+        return self.overview.leader
+
+    @leader.setter
+    def leader(self, value: bool) -> None:
+        self.overview.leader = value
+
+    def _overview(self, summary: PollSummary, result: OverviewResult) -> None:
+        summary.incidents = result.incidents
+        summary.sessions = len(result.sessions)
+        summary.windows = len(result.windows)
+
+    def _template_text(self, stream: str, template_id: int) -> str | None:
+        runtime = self._streams.get(stream)
+        if runtime is None:
+            return None
+        try:
+            return runtime.templates.template(template_id)
+        except KeyError:
+            return None
 
     def run_once(
         self,
@@ -191,6 +223,8 @@ class Pipeline:
                         display.file_done()
             finally:
                 self.progress = NullProgress()
+        if not self.stop.is_set():
+            self._overview(summary, self.overview.finish_once(now))
         return summary
 
     def lag(self) -> tuple[int, int]:
@@ -345,6 +379,9 @@ class Pipeline:
                     self._files_stale = True
                     raise
                 runtime.templates.mark_clean()
+                scored, template_ids = self._scored
+                self.overview.observe(snap.stream, snap.path, scored, template_ids, now.timestamp())
+                self.overview.found(anomalies, now.timestamp())
                 self.metrics.observe_stream(snap.stream, n_lines, len(events))
                 for found in anomalies:
                     self.metrics.observe_anomaly(snap.stream, found.severity)
@@ -453,7 +490,11 @@ class Pipeline:
             os.close(fd)
 
     def close(self) -> None:
-        """Release every descriptor held on log files."""
+        """Save the bird's-eye models and release every descriptor held on log files."""
+        try:
+            self.overview.close(datetime.now(UTC))
+        except StorageError as exc:
+            log.warning("could not save session and master model state: %s", exc)
         while self._handles:
             _, (fd, _) = self._handles.popitem()
             os.close(int(fd))
@@ -663,6 +704,7 @@ class Pipeline:
     ) -> tuple[list[Anomaly], StreamUpdate]:
         unique = _collapse(events)
         sketches = [self._observe(runtime.templates, runtime.stats, e) for e in unique]
+        self._scored = (unique, [s.template_id for s in sketches])
         runtime.since_fit += len(sketches)
         update = StreamUpdate(
             runtime.id,

@@ -90,6 +90,17 @@ def test_log4j_with_thread_and_logger() -> None:
     assert (r.level, r.process) == ("INFO", "com.x.Y")
 
 
+def test_logback_layouts_with_the_thread_before_the_level() -> None:
+    # logback's default pattern "%d{HH:mm:ss.SSS} [%thread] %-5level %logger{36} - %msg"
+    r = p("10:15:02.123 [main] INFO  com.example.Application - Started Application in 3.2 seconds")
+    assert (r.layout, r.level, r.process) == ("time", "INFO", "com.example.Application")
+    assert r.message == "Started Application in 3.2 seconds"
+    r = p("2026-03-03 10:15:02.123 [http-nio-8080-exec-1] WARN  o.h.e.j.s.SqlExceptionHelper - x")
+    assert (r.level, r.process, r.message) == ("WARN", "o.h.e.j.s.SqlExceptionHelper", "x")
+    assert r.timestamp == datetime(2026, 3, 3, 10, 15, 2, 123000)
+    assert p("10:15:02 is when it broke").layout == "plain"  # a bare time starts a sentence
+
+
 def test_iso_with_zone_and_warning() -> None:
     r = p("2026-03-03T10:15:02.123+01:00 WARN disk /var is 91% full")
     assert (r.level, r.message) == ("WARN", "disk /var is 91% full")
@@ -344,6 +355,18 @@ def test_python_traceback_is_one_event() -> None:
     events, _ = group_events(raw(*texts), final=True)
     assert len(events) == 1 and events[0].n_lines == 5
     assert events[0].parsed.message == "handler crashed ValueError: bad literal"
+
+
+def test_indented_continuation_lines_join_their_event() -> None:
+    lines = raw(
+        "2026-03-03 10:15:02,123 INFO  [main] com.x.Cfg - Loaded configuration:",
+        "    db.url = jdbc:postgresql://db:5432/app",
+        "    pool.size = 10",
+        "2026-03-03 10:15:03,000 INFO  [main] com.x.Api - ready",
+    )
+    events, consumed = group_events(lines, final=True)
+    assert [e.n_lines for e in events] == [3, 1] and consumed == 4
+    assert events[0].parsed.message.startswith("Loaded configuration:")
 
 
 def test_plain_logs_are_never_merged() -> None:

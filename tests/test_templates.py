@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logwatch.parser import parse_line
 from logwatch.records import TemplateChange
 from logwatch.templates import Masker, StreamTemplates
 
@@ -30,7 +31,9 @@ masker = Masker()
         ("user=123 logged in", "user=<NUM> logged in"),
         ("took -5 and +7.25 tries", "took <NUM> and <NUM> tries"),
         ("flags=0x1f addr 0xDEADBEEF", "flags=<HEX> addr <HEX>"),
-        ("commit 3f9a2b7c1d", "commit <HEX>"),
+        ("commit 3f9a2b7c1d", "commit <NUM>"),
+        # a hex counter without 0x shares <NUM> with decimal ones: one slot prints both
+        ("vis=c0000700 diff=40000008 mask=ffffffff", "vis=<NUM> diff=<NUM> mask=ffffffff"),
         ("from 10.0.0.1:8080 to 192.168.1.20", "from <IP> to <IP>"),
         ("v6 fe80::1ff:fe23:4567:890a and ::1", "v6 <IP> and <IP>"),
         ("v6 2001:0db8:85a3:0000:0000:8a2e:0370:7334 up", "v6 <IP> up"),
@@ -47,6 +50,9 @@ masker = Masker()
         ("read 3.5KB in 12ms", "read <SIZE> in <DUR>"),
         ("proxy.cse.cuhk.edu.hk:5070 open", "<HOST> open"),
         ("reverse lookup ns.example.com failed", "reverse lookup <HOST> failed"),
+        ("BAYMSGR2012806.gateway.messenger.live.com:443 close", "<HOST> close"),
+        # a camelCase dotted name before a colon is a field, not a host and port
+        ("state.clipTopAmount:180, i:0", "state.clipTopAmount:<NUM>, i:<NUM>"),
         ("appattempt_1445144423722_0020_000001", "appattempt_<NUM>_<NUM>_<NUM>"),
         # Not values: digits glued to letters, file names in stack traces, hex-letter words.
         ("utf8 t761 defaced", "utf8 t761 defaced"),
@@ -58,6 +64,46 @@ def test_masks_each_kind(message: str, expected: str) -> None:
     masked, original = masker.tokenize(message)
     assert masked == expected.split()
     assert original == message.split()
+
+
+@pytest.mark.parametrize(
+    ("message", "masked", "original"),
+    [
+        (
+            "x:80 close, 1190 bytes (1.16 KB) sent, 0 bytes received, lifetime <1 sec",
+            "x:<NUM> close, <SIZE> sent, <SIZE> received, lifetime <DUR>",
+            ["x:80", "close,", "1190 bytes (1.16 KB)", "sent,", "0 bytes", "received,"]
+            + ["lifetime", "<1 sec"],
+        ),
+        (
+            "estimated size 5.2 KB, free 14.0 MiB)",
+            "estimated size <SIZE>, free <SIZE>)",
+            ["estimated", "size", "5.2 KB,", "free", "14.0 MiB)"],
+        ),
+        (
+            "connection from 1.2.3.4 () at Fri Jul  1 07:57:30 2005",
+            "connection from <IP> () at <TIME>",
+            ["connection", "from", "1.2.3.4", "()", "at", "Fri Jul  1 07:57:30 2005"],
+        ),
+        (
+            "up since Jun 14 15:16:01, ok",
+            "up since <TIME>, ok",
+            ["up", "since", "Jun 14 15:16:01,", "ok"],
+        ),
+        ("retry in 5 seconds", "retry in <DUR>", ["retry", "in", "5 seconds"]),
+        # not spanning: a unit word must be unambiguous, and a month needs a day and a time
+        ("found 5 s and 3 m in May 2020", "found <NUM> s and <NUM> m in May <NUM>", None),
+    ],
+)
+def test_values_written_as_several_words_are_one_token(
+    message: str, masked: str, original: list[str] | None
+) -> None:
+    # One value printed as several words ("1190 bytes (1.16 KB)") must not change the token count,
+    # or lines of one template would land in Drain clusters of different lengths.
+    assert masker.mask(message) == masked
+    tokens, originals = masker.tokenize(message)
+    assert tokens == masked.split()
+    assert originals == (original if original is not None else message.split())
 
 
 @settings(max_examples=300, deadline=None)
@@ -213,26 +259,26 @@ def _grouping_accuracy(truth: Sequence[str], found: Sequence[int]) -> float:
     return correct / len(truth)
 
 
-# Measured with the default parameters (bench/grouping.py --content), minus a small margin. The
-# issue asks for >= 0.90 on average and >= 0.75 everywhere; not reached (see bench/grouping.py):
-# Proxifier's main "close" template has 6 different token counts in its ground truth, which Drain's
-# fixed-length clusters cannot group, and Linux/Windows split templates on literal values
-# (user=root vs user=guest; client SPP. vs WindowsUpdateAgent.).
+# Measured with the default parameters (bench/grouping.py: messages from logwatch.parser, so header
+# stripping counts too), minus a small margin. The issue asks for >= 0.90 on average and >= 0.75
+# everywhere. Windows is the exception: its main template "Session: <NUM>_<NUM> initialized by
+# client WindowsUpdateAgent." (608 lines) has a one-line sibling "... by client SPP.", 5 of 6 tokens
+# alike; a threshold that splits them also splits "Invalid user admin from <IP>" by user name.
 EXPECTED_FLOOR = {
-    "Android": 0.89,
+    "Android": 0.90,
     "Apache": 0.99,
     "HPC": 0.89,
-    "Hadoop": 0.95,
+    "Hadoop": 0.97,
     "HealthApp": 0.98,
-    "Linux": 0.67,
+    "Linux": 0.75,
     "Mac": 0.74,
-    "OpenSSH": 0.97,
-    "Proxifier": 0.50,
+    "OpenSSH": 0.98,
+    "Proxifier": 0.98,
     "Spark": 0.90,
-    "Windows": 0.67,
+    "Windows": 0.68,
     "Zookeeper": 0.97,
 }
-EXPECTED_AVERAGE = 0.85
+EXPECTED_AVERAGE = 0.90
 
 
 @needs_loghub
@@ -241,8 +287,11 @@ def test_grouping_accuracy_on_loghub() -> None:
     for path in sorted(LOGHUB.glob("*/*_2k.log_structured.csv")):
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
+        raw = path.with_name(path.name.removesuffix("_structured.csv")).read_text(encoding="utf-8")
+        lines = raw.splitlines()
+        assert len(lines) == len(rows), path
         st_ = StreamTemplates()
-        found = [st_.add(row["Content"]).template_id for row in rows]
+        found = [st_.add(parse_line(line).message).template_id for line in lines]
         accuracy[path.parent.name] = _grouping_accuracy([row["EventId"] for row in rows], found)
     assert accuracy, f"no *_2k.log_structured.csv under {LOGHUB}"
     low = {name: acc for name, acc in accuracy.items() if acc < EXPECTED_FLOOR.get(name, 0.75)}
