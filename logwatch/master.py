@@ -358,6 +358,9 @@ class MasterModel:
             self._rows.extend(rows)
             if len(self._rows) >= self.min_windows:
                 self._refit()
+                # The refit drops all-zero columns (a stream that never had an anomaly), which
+                # shifts the columns after them: rebuild the rows in the fitted column order.
+                rows = [self._row(v) for v in vectors]
             return self._verdicts(vectors, rows)
         verdicts = self._verdicts(vectors, rows)
         self._rows.extend(rows)
