@@ -161,7 +161,19 @@ def cli() -> None:
     help="Only files matching (repeatable) [default: log-ish names such as *.log*].",
 )
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching (repeatable).")
-@click.option("--node", default=None, metavar="NAME", help="This daemon's name [host name].")
+@click.option(
+    "--node",
+    default=None,
+    metavar="NAME",
+    help="This daemon's name: it owns the files it reads under it [host name].",
+)
+@click.option(
+    "--retention",
+    callback=lambda ctx, param, value: parse_retention(ctx, param, value),
+    metavar="DURATION",
+    help="Prune anomalies, incidents and retired file rows older than this: 30d, 12w; "
+    "0 keeps everything [30d].",
+)
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
@@ -177,6 +189,7 @@ def run(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     node: str | None,
+    retention: float | None,
     metrics_port: int | None,
     config_file: Path | None,
     db_url: str | None,
@@ -185,10 +198,14 @@ def run(
 ) -> None:
     """Watch a log directory (the daemon), or process it once with --once.
 
+    Several daemons (one per host, each with its own --node) can share one PostgreSQL: each
+    reads only its own files, and one of them at a time is the master (master model, pruning).
+
     \b
     Examples:
-      logwatch run --log-dir /var/log/myapp --poll-interval 5
+      logwatch run --log-dir /var/log/myapp --poll-interval 5 --retention 30d
       logwatch run --log-dir archive/ --once --db-url postgresql+psycopg2://me@db/logwatch
+      logwatch run --log-dir /var/log --node web-1 --db-url postgresql+psycopg2://lw@db/logwatch
     """
     from logwatch.alerts import AlertSettings, Dispatcher
     from logwatch.daemon import InstanceLock, run_daemon
@@ -211,12 +228,14 @@ def run(
             exclude=exclude or None,
             db_url=db_url,
             metrics_port=metrics_port,
+            retention_days=retention,
         )
         _check_log_dir(config.log_dir)
         alert_settings = AlertSettings.from_config(config)  # a bad [alerts] table stops here
         catch_stop_signals(config.shutdown_timeout)
         store = open_store(config)
-        lock = InstanceLock(store, node or socket.gethostname())
+        store.node = node or socket.gethostname()  # the files and streams it owns
+        lock = InstanceLock(store, store.node)
         lock.acquire()
         try:
             store.verify()
@@ -231,7 +250,7 @@ def run(
                         return NullProgress()
                     return ArchiveProgress(total_bytes, total_files)
 
-                summary = Pipeline(config, store, stop=STOP).run_once(
+                summary = Pipeline(config, store, stop=STOP, node=store.node).run_once(
                     datetime.now(UTC), progress=progress
                 )
                 _print_once_summary(summary, time.monotonic() - t0, config)
@@ -250,7 +269,7 @@ def run(
                     run_daemon(
                         config,
                         store,
-                        node=node or socket.gethostname(),
+                        node=store.node,
                         stop=STOP,
                         lock=lock,
                         metrics=metrics,
@@ -334,6 +353,27 @@ def parse_duration(
     return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
 
 
+def parse_retention(
+    ctx: click.Context | None, param: click.Parameter | None, value: str | None
+) -> float | None:
+    """``--retention``: a duration (30d, 12w, 36h) as days, or 0 to keep everything."""
+    if value is None:
+        return None
+    if value.strip() == "0":
+        return 0.0
+    try:
+        duration = parse_duration(ctx, param, value)
+    except click.BadParameter:
+        raise click.BadParameter(
+            f"{value!r} is not a retention; valid: 0 (keep forever) or a number and a unit "
+            "s, m, h, d or w (30d, 12w)",
+            ctx,
+            param,
+        ) from None
+    assert duration is not None
+    return duration.total_seconds() / 86400.0
+
+
 def _quiet(verbose: int, quiet: int) -> bool:
     return quiet > verbose
 
@@ -353,6 +393,7 @@ ANOMALY_COLUMNS = ("id", "severity", "acked", "stream", "line", "timestamp", "re
 )
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N anomalies.")
 @click.option("--unacked", is_flag=True, help="Only anomalies nobody has acked yet.")
+@click.option("--node", metavar="NAME", help="Only this node's (a daemon's --node).")
 @click.option(
     "--context",
     "context_lines",
@@ -369,6 +410,7 @@ def anomalies(
     min_severity: int,
     limit: int | None,
     unacked: bool,
+    node: str | None,
     context_lines: int,
     fmt: str,
     config_file: Path | None,
@@ -382,6 +424,7 @@ def anomalies(
     Examples:
       logwatch anomalies --since 24h --min-severity 70
       logwatch anomalies --unacked --context 3
+      logwatch anomalies --node web-1 --since 1h
       logwatch anomalies --format jsonl > anomalies.jsonl
     """
     since_at = parse_since(since)
@@ -393,6 +436,7 @@ def anomalies(
             stream=stream,
             min_severity=min_severity,
             limit=None if unacked else limit,
+            node=node,
         )
         acked = feedback.acks(store)
         rows = [_anomaly_row(a, acked.get(a.id) if a.id is not None else None) for a in found]
@@ -491,27 +535,51 @@ def _listing(
     return make
 
 
-@_listing(
-    "List tracked files: stream, status, offset versus size (lag), lines read, rotations,\n"
-    "truncations, gaps, last error.\n\n\b\nExample:\n  logwatch files --format json",
-    (
-        "path",
-        "stream",
-        "status",
-        "offset",
-        "size",
-        "lag_bytes",
-        "lines_read",
-        "rotations",
-        "truncations",
-        "gap_bytes",
-        "lines_truncated",
-        "last_error",
-    ),
-    {"path": 60, "last_error": 40},
+FILE_COLUMNS = (
+    "path",
+    "stream",
+    "status",
+    "offset",
+    "size",
+    "lag_bytes",
+    "lines_read",
+    "rotations",
+    "truncations",
+    "gap_bytes",
+    "lines_truncated",
+    "last_error",
 )
-def files(store: Store) -> list[dict[str, Any]]:
-    return store.files_report()
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--node", metavar="NAME", help="Only this node's (a daemon's --node).")
+@format_option
+@common_options
+def files(
+    node: str | None,
+    fmt: str,
+    config_file: Path | None,
+    db_url: str | None,
+    verbose: int,
+    quiet: int,
+) -> None:
+    """List tracked files: stream, status, offset versus size (lag), lines read, rotations,
+    truncations, gaps, last error (and, in json/csv, the node that owns each).
+
+    \b
+    Examples:
+      logwatch files --format json
+      logwatch files --node web-1
+    """
+    rows = with_store(
+        config_file,
+        db_url,
+        verbose,
+        quiet,
+        lambda store: store.files_report(node=node, show_node=fmt != "table"),
+    )
+    columns = FILE_COLUMNS if fmt == "table" else ("node", *FILE_COLUMNS)
+    click.echo(render(rows, fmt, columns, {"path": 60, "last_error": 40}), nl=False)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -743,25 +811,44 @@ def suppressions(
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--node", metavar="NAME", help="Only this node's (a daemon's --node).")
 @format_option
 @common_options
 def status(
-    fmt: str, config_file: Path | None, db_url: str | None, verbose: int, quiet: int
+    node: str | None,
+    fmt: str,
+    config_file: Path | None,
+    db_url: str | None,
+    verbose: int,
+    quiet: int,
 ) -> None:
-    """Health: daemons (last poll, state, last error), files, lag, templates, models.
+    """Health: daemons (last poll, state, role, last error), which node is the master, files,
+    lag, templates, models.
 
     \b
-    Example:
+    Examples:
       logwatch status --format json
+      logwatch status --node web-1
     """
-    report = with_store(config_file, db_url, verbose, quiet, Store.status_report)
+
+    from logwatch import incident_store
+
+    def fetch(store: Store) -> dict[str, Any]:
+        return {
+            **store.status_report(node=node),
+            **incident_store.overview_report(store, node=node),
+            "master": store.master_node(),
+        }
+
+    report = with_store(config_file, db_url, verbose, quiet, fetch)
     if fmt == "table":
         for key, value in report.items():
             if key != "daemons":
-                click.echo(f"{key:14} {value}")
+                click.echo(f"{key:18} {value}")
         for d in report["daemons"]:
+            role = f", {d['role']}" if d["role"] else ""
             click.echo(
-                f"daemon {d['node']}: {d['state']} (pid {d['pid']}), last poll "
+                f"daemon {d['node']}: {d['state']} (pid {d['pid']}{role}), last poll "
                 f"{d['last_poll_at'] or 'never'}"
                 + (f", last error: {d['last_error']}" if d["last_error"] else "")
             )
@@ -804,7 +891,7 @@ def upgrade(config_file: Path | None, db_url: str | None, verbose: int, quiet: i
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="FILE",
-    help="CSV with columns path,line[,kind]; paths relative to --log-dir.",
+    help="CSV: path,line[,kind] (line level; paths relative to --log-dir) or session,label.",
 )
 @click.option(
     "--log-dir",
@@ -827,13 +914,21 @@ def evaluate(
 ) -> None:
     """Score the stored anomalies against a labels file: precision, recall, F1, false-positive rate.
 
+    A file with columns path,line[,kind] is scored line by line; one with columns session,label
+    (label 1/0 or Anomaly/Normal) session by session: a session is flagged when the session model
+    flagged it or any line carrying its id was reported.
+
     \b
     Example:
       logwatch run --log-dir sample_input_logs --once
       logwatch evaluate --labels sample_input_logs/labels.csv
     """
     from logwatch.evaluate import evaluate as score_run
-    from logwatch.evaluate import read_labels
+    from logwatch.evaluate import is_session_labels, read_labels
+
+    if is_session_labels(labels_file):
+        _evaluate_sessions(labels_file, fmt, config_file, db_url, verbose, quiet)
+        return
 
     try:
         labels = read_labels(labels_file)
@@ -977,3 +1072,129 @@ def alert_test(config_file: Path | None) -> None:
         failed += error is not None
     if failed:
         sys.exit(1)
+
+
+INCIDENT_COLUMNS = ("id", "severity", "first", "last", "count", "streams", "title")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--since", metavar="WHEN", help="Only incidents active since: 30m, 24h, 7d or ISO.")
+@click.option(
+    "--min-severity",
+    type=click.IntRange(0, 100),
+    default=0,
+    metavar="N",
+    help="Only incidents of at least this severity (0-100).",
+)
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N incidents.")
+@click.option("--node", metavar="NAME", help="Only incidents found by this daemon's node.")
+@click.option("--lines", "show_lines", is_flag=True, help="Show each incident's telling lines.")
+@format_option
+@common_options
+def incidents(
+    since: str | None,
+    min_severity: int,
+    limit: int | None,
+    node: str | None,
+    show_lines: bool,
+    fmt: str,
+    config_file: Path | None,
+    db_url: str | None,
+    verbose: int,
+    quiet: int,
+) -> None:
+    """List incidents, most recent first: anomalies that belong together (same time window,
+    a new template spreading, one anomalous session, a window abnormal across streams).
+
+    \b
+    Examples:
+      logwatch incidents --since 24h
+      logwatch incidents --lines --min-severity 70
+      logwatch incidents --format json
+    """
+    from logwatch import incident_store
+
+    since_at = parse_since(since)
+    rows = with_store(
+        config_file,
+        db_url,
+        verbose,
+        quiet,
+        lambda store: incident_store.incidents(
+            store, since=since_at, min_severity=min_severity, limit=limit, node=node
+        ),
+    )
+    if fmt != "table":
+        if fmt == "csv":
+            rows = [
+                {
+                    **r,
+                    "kinds": " ".join(r["kinds"]),
+                    "streams": " ".join(s["stream"] for s in r["streams"]),
+                    "lines": " | ".join(f"{ln['path']}:{ln['line']}" for ln in r["lines"]),
+                    "templates": " | ".join(r["templates"]),
+                    "sessions": " ".join(r["sessions"]),
+                }
+                for r in rows
+            ]
+        click.echo(render(rows, fmt, INCIDENT_COLUMNS), nl=False)
+        return
+    shown = [{**r, "streams": ", ".join(s["stream"] for s in r["streams"])} for r in rows]
+    table = render(shown, fmt, INCIDENT_COLUMNS, {"title": 70, "streams": 30})
+    if not show_lines or not rows:
+        click.echo(table, nl=False)
+        return
+    header, *body = table.splitlines()
+    out = [header]
+    for line, row in zip(body, rows, strict=True):
+        out.append(line)
+        for ln in row["lines"]:
+            text = escape_terminal(str(ln["text"]).splitlines()[0][:160]) if ln["text"] else ""
+            where = f"{escape_terminal(ln['path'])}:{ln['line']}"
+            out.append(f"    {ln['severity']:>3} {where}  {text}")
+    click.echo("\n".join(out))
+
+
+def _evaluate_sessions(
+    labels_file: Path,
+    fmt: str,
+    config_file: Path | None,
+    db_url: str | None,
+    verbose: int,
+    quiet: int,
+) -> None:
+    from logwatch import incident_store
+    from logwatch.evaluate import evaluate_sessions, read_session_labels
+    from logwatch.sessions import SessionKeys
+
+    try:
+        labels = read_session_labels(labels_file)
+        config = build_config(config_file, verbose, quiet, db_url=db_url)
+    except LogwatchError as exc:
+        raise _fail(exc) from None
+    keys = SessionKeys.from_config(config)
+
+    def flagged(store: Store) -> set[str]:
+        found = {f.key for f in incident_store.sessions(store)}
+        for a in store.anomalies():
+            found.update(keys.keys(a.stream, a.text))
+        return found
+
+    result = evaluate_sessions(labels, with_store(config_file, db_url, verbose, quiet, flagged))
+    fpr = result.false_positive_rate
+    summary = {
+        "level": "session",
+        "labelled": result.labelled,
+        "sessions_total": result.sessions_total,
+        "reported": result.reported,
+        "true_positives": result.true_positives,
+        "precision": round(result.precision, 4),
+        "recall": round(result.recall, 4),
+        "f1": round(result.f1, 4),
+        "false_positive_rate": None if fpr is None else round(fpr, 6),
+    }
+    if fmt != "table":
+        click.echo(render([summary], fmt, tuple(summary)), nl=False)
+        return
+    for key, value in summary.items():
+        click.echo(f"{key:20} {value}")

@@ -14,13 +14,14 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from logwatch import incident_store
 from logwatch.alerts import Dispatcher
 from logwatch.config import Config
 from logwatch.errors import AlreadyRunningError, StateCorruptError, StorageError
@@ -113,6 +114,123 @@ class InstanceLock:
             self._conn = None
 
 
+class MasterLease:
+    """Which daemon of a fleet runs the master model and the retention pruning: the holder of a
+    session-level advisory lock on a connection of its own (PostgreSQL), keyed by the schema.
+
+    ``try_acquire`` is called every poll and costs one round trip: ``SELECT 1`` to check the
+    session while held, ``pg_try_advisory_lock`` while not. When the holder dies (even by
+    kill -9) its session ends and the server releases the lock; another daemon takes it on its
+    next poll. A daemon whose session is lost stops being master at once. On SQLite (one host)
+    the lease is always held."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._conn: Connection | None = None
+        self._key: int | None = None
+        self._held = store.dialect != "postgresql"
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def try_acquire(self) -> bool:
+        """Held now? Takes the lease if it is free; never raises (an outage means "not held")."""
+        if self.store.dialect != "postgresql":
+            return True
+        try:
+            if self._conn is None:
+                self._conn = self.store.engine.connect()
+                # The schema this daemon really writes to: fleets on different schemas of one
+                # server are different fleets.
+                schema = self._conn.execute(text("SELECT current_schema()")).scalar()
+                self._key = zlib.crc32(f"{schema}:logwatch-master".encode())
+                self._conn.commit()
+            if self._held:
+                self._conn.execute(text("SELECT 1"))
+            else:
+                got = self._conn.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}
+                ).scalar()
+                if got:
+                    self._held = True
+                    log.warning("this daemon is now the master (master model, retention)")
+            self._conn.commit()
+        except SQLAlchemyError:
+            if self._held:
+                log.warning("lost the master lease with the database session")
+            self._drop()
+        return self._held
+
+    def _drop(self) -> None:
+        self._held = False
+        if self._conn is not None:
+            try:
+                # Really close the session (not back to the pool): that is what frees the lock.
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - the session is gone either way
+                pass
+            self._conn = None
+
+    def release(self) -> None:
+        if self.store.dialect == "postgresql":
+            self._drop()
+
+
+class Pruner:
+    """Retention: anomalies (and their acks), incidents, session findings and retired file rows
+    older than ``retention_days`` go, in transactions of ``batch`` rows, at most ``max_batches``
+    per poll, so ingestion never waits behind more than one short batch. A pass starts at most
+    once per ``every`` seconds and continues over the next polls until nothing old is left.
+    Only the master prunes (the rows are the whole fleet's); 0 days keeps everything."""
+
+    def __init__(
+        self,
+        store: Store,
+        retention_days: float,
+        *,
+        every: float = 3600.0,
+        batch: int = 5_000,
+        max_batches: int = 4,
+    ) -> None:
+        self.store = store
+        self.retention = timedelta(days=retention_days) if retention_days > 0 else None
+        self.every = every
+        self.batch = batch
+        self.max_batches = max_batches
+        self._next_pass: float | None = None  # monotonic time the next pass may start
+        self._before: datetime | None = None  # the cut-off of the pass under way
+        self._stage = 0
+        self.pruned = 0  # rows removed since start, for tests and logs
+
+    def step(self, now: datetime, mono: float) -> int:
+        """Do this poll's share; returns the rows removed. Raises StorageError like any query."""
+        if self.retention is None:
+            return 0
+        if self._before is None:
+            if self._next_pass is not None and mono < self._next_pass:
+                return 0
+            self._before, self._stage, self._next_pass = now - self.retention, 0, mono + self.every
+        gone = 0
+        for _ in range(self.max_batches):
+            if self._stage == 0:
+                n = self.store.prune_anomalies(self._before, batch=self.batch)
+            elif self._stage == 1:
+                n = self.store.prune_files(self._before, batch=self.batch)
+            else:
+                gone += incident_store.prune(self.store, self._before)
+                self._before = None
+                break
+            gone += n
+            if n < self.batch:
+                self._stage += 1
+        if gone:
+            self.pruned += gone
+            log.info("retention: pruned %d rows", gone)
+        return gone
+
+
 @dataclass
 class Backoff:
     """Exponential back-off with full jitter, capped: a database outage never spins or gives up."""
@@ -140,9 +258,16 @@ def run_daemon(
     on_poll: Callable[[PollSummary], Any] | None = None,
     metrics: MetricsSink | None = None,
     dispatcher: Dispatcher | None = None,
+    lease: MasterLease | None = None,
+    pruner: Pruner | None = None,
 ) -> None:
-    """Poll every ``config.poll_interval`` seconds until ``stop`` is set (SIGTERM / SIGINT)."""
+    """Poll every ``config.poll_interval`` seconds until ``stop`` is set (SIGTERM / SIGINT).
+
+    Every poll first tries the master lease; ``pipeline.leader`` says whether this daemon holds
+    it for that poll, and the health row records it (``role``) for ``logwatch status``."""
     stop = stop or threading.Event()
+    lease = lease or MasterLease(store)
+    pruner = pruner or Pruner(store, config.retention_days)
     metrics = metrics or NullMetrics()
     failures_seen: dict[str, int] = {}  # per alert sink, already counted in metrics
     started = datetime.now(UTC)
@@ -151,26 +276,30 @@ def run_daemon(
     pipeline: Pipeline | None = None
     degraded_since: datetime | None = None
     last_problem: str | None = None
-    _health(store, node, "starting", started)
+    _health(store, node, "starting", started, role="standby")
     while not stop.is_set():
         t0 = clock()
         try:
             if lock is not None:
                 lock.ensure()
             if pipeline is None:
-                pipeline = Pipeline(config, store, stop=stop, metrics=metrics)
+                pipeline = Pipeline(config, store, stop=stop, metrics=metrics, node=node)
             now = datetime.now(UTC)
             # Feedback is re-read every poll, so an ack, a suppression or a mark-normal given
             # from the CLI applies from the next poll on.
             pipeline.feedback = FeedbackRules.load(store, now)
+            # The pipeline runs the master model only while this daemon holds the lease.
+            pipeline.leader = lease.try_acquire()
             summary = pipeline.poll(now)
+            if lease.held:
+                pruner.step(now, clock())
         except StateCorruptError:
             raise  # not an outage: retrying cannot help, and guessing could lose lines
         except StorageError as exc:
             delay = backoff.next_delay(rng)
             log.warning("database problem (%s); degraded, retrying in %.1f s", exc, delay)
             degraded_since = degraded_since or datetime.now(UTC)
-            _health(store, node, "degraded", started, error=str(exc))
+            _health(store, node, "degraded", started, error=str(exc), role=_role(lease))
             last_problem = str(exc)
             stop.wait(delay)
             continue
@@ -196,6 +325,7 @@ def run_daemon(
             poll_ms=elapsed * 1000.0,
             error=note,
             keep_error=note is None,
+            role=_role(lease),
         )
         if summary.lines or summary.errors:
             log.info(
@@ -211,7 +341,7 @@ def run_daemon(
         if dispatcher is not None:
             # Suppressed anomalies are recorded, not sent; submit never blocks or raises.
             dispatcher.muted = pipeline.feedback.mutes if pipeline.feedback else None
-            dispatcher.submit(summary.found)
+            dispatcher.submit(summary.found, group_of=pipeline.overview.group_of)
             for name, stats in dispatcher.stats().items():
                 for _ in range(stats.failed - failures_seen.get(name, 0)):
                     metrics.sink_error(name)
@@ -223,7 +353,12 @@ def run_daemon(
         pipeline.close()
     if dispatcher is not None:
         dispatcher.close(config.shutdown_timeout)
-    _health(store, node, "stopped", started)
+    lease.release()
+    _health(store, node, "stopped", started, role="standby")
+
+
+def _role(lease: MasterLease) -> str:
+    return "master" if lease.held else "standby"
 
 
 def _health(
@@ -235,6 +370,7 @@ def _health(
     poll_ms: float | None = None,
     error: str | None = None,
     keep_error: bool = False,
+    role: str | None = None,
 ) -> None:
     try:
         store.record_daemon(
@@ -244,6 +380,7 @@ def _health(
             last_poll_ms=poll_ms,
             error=error,
             keep_error=keep_error,
+            role=role,
         )
-    except StorageError:
-        pass  # health is best effort: the database being down is exactly what it would report
+    except StorageError as exc:  # health is best effort: a database that is down cannot hold it
+        log.debug("could not record health: %s", exc)

@@ -95,3 +95,92 @@ def evaluate(
         kinds[lb.kind] = (found + (k in hits), total + 1)
     missed = tuple(lb for k, lb in wanted.items() if k not in hits)
     return Evaluation(len(wanted), len(reported), len(hits), lines_total, missed, kinds)
+
+
+# ---------------------------------------------------------------- session level
+
+
+@dataclass(frozen=True)
+class SessionLabel:
+    key: str  # the session id (a block id, a request id ...)
+    anomalous: bool
+
+
+@dataclass(frozen=True)
+class SessionEvaluation:
+    """Labelled sessions against flagged ones: a session is flagged when the session model
+    flagged it or any of its lines was reported."""
+
+    labelled: int  # sessions labelled anomalous
+    sessions_total: int  # sessions in the labels file
+    reported: int  # labelled sessions that were flagged
+    true_positives: int
+    missed: tuple[str, ...]
+
+    @property
+    def precision(self) -> float:
+        return self.true_positives / self.reported if self.reported else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.true_positives / self.labelled if self.labelled else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def false_positive_rate(self) -> float | None:
+        negatives = self.sessions_total - self.labelled
+        return (self.reported - self.true_positives) / negatives if negatives else None
+
+
+_ANOMALOUS = {"1", "true", "yes", "anomaly", "anomalous", "abnormal"}
+_NORMAL = {"0", "false", "no", "normal"}
+
+
+def is_session_labels(path: Path) -> bool:
+    """A labels file whose header has a ``session`` column (and no ``line``) is session level."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError):
+        return False
+    names = {h.strip().lower() for h in header}
+    return "session" in names and "line" not in names
+
+
+def read_session_labels(path: Path) -> list[SessionLabel]:
+    """``session,label`` rows: label 1/0, Anomaly/Normal, true/false (loghub's HDFS
+    anomaly_label.csv, renamed header, works as is)."""
+    out = []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
+                raw = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+                label = raw.get("label", "").lower()
+                if not raw.get("session") or label not in _ANOMALOUS | _NORMAL:
+                    raise ConfigError(
+                        f"{path}:{reader.line_num}: expected columns session,label with label "
+                        f"1/0 or Anomaly/Normal, got {row!r}"
+                    )
+                out.append(SessionLabel(raw["session"], label in _ANOMALOUS))
+    except OSError as exc:
+        raise ConfigError(f"labels file {str(path)!r} cannot be read: {exc.strerror}") from None
+    return out
+
+
+def evaluate_sessions(labels: Iterable[SessionLabel], flagged: set[str]) -> SessionEvaluation:
+    label_list = {lb.key: lb.anomalous for lb in labels}
+    anomalous = {k for k, bad in label_list.items() if bad}
+    reported = {k for k in label_list if k in flagged}
+    hits = reported & anomalous
+    return SessionEvaluation(
+        len(anomalous),
+        len(label_list),
+        len(reported),
+        len(hits),
+        tuple(sorted(anomalous - hits)),
+    )

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     delete,
+    func,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -273,6 +274,39 @@ def save_state(store: Store, states: dict[str, dict[str, Any]]) -> None:
     )
     with store.transaction() as conn:
         conn.execute(stmt, [{"key": k, "state": v, "updated_at": now} for k, v in states.items()])
+
+
+def overview_report(store: Store, node: str | None = None) -> dict[str, Any]:
+    """Counts for ``logwatch status``: incidents, anomalous sessions, open sessions per daemon."""
+    with store.transaction() as conn:
+        q_inc = select(func.count()).select_from(IncidentRow)
+        q_open = select(func.count()).select_from(IncidentRow).where(IncidentRow.closed.is_(False))
+        q_ses = select(func.count()).select_from(SessionAnomalyRow)
+        if node is not None:
+            q_inc = q_inc.where(IncidentRow.node == node)
+            q_open = q_open.where(IncidentRow.node == node)
+            q_ses = q_ses.where(SessionAnomalyRow.node == node)
+        live = conn.execute(
+            select(ModelStateRow.key, ModelStateRow.state).where(
+                ModelStateRow.key.like("sessions-open:%")
+            )
+        ).all()
+        models = conn.scalar(
+            select(func.count()).select_from(ModelStateRow).where(
+                ModelStateRow.key.like("session:%")
+            )
+        )
+        return {
+            "incidents": int(conn.scalar(q_inc) or 0),
+            "incidents_open": int(conn.scalar(q_open) or 0),
+            "anomalous_sessions": int(conn.scalar(q_ses) or 0),
+            "session_models": int(models or 0),
+            "sessions_open": {
+                key.split(":", 1)[1] or "-": dict(state)
+                for key, state in live
+                if node is None or key == f"sessions-open:{node}"
+            },
+        }
 
 
 def prune(store: Store, before: datetime) -> int:

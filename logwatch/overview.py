@@ -75,6 +75,7 @@ class Overview:
         self._last_save = 0.0
         self._dirty: set[str] = set()  # model_state keys changed since the last save
         self.incident_of: dict[tuple[str, int], tuple[str, str]] = {}  # for alert grouping
+        self._sessions_reported: dict[str, int] = {}
 
     # ------------------------------------------------------------------ feeding
 
@@ -237,6 +238,11 @@ class Overview:
     def _store(self, result: OverviewResult, wall: float, *, force: bool) -> None:
         incident_store.save_sessions(self.store, result.sessions, self.node)
         incident_store.save_incidents(self.store, result.incidents, self.node)
+        sessions = {"open": self.tracker.open_count, "evicted": self.tracker.evicted}
+        if sessions != self._sessions_reported:
+            # For `logwatch status`: open sessions live in this process only.
+            incident_store.save_state(self.store, {f"sessions-open:{self.node}": sessions})
+            self._sessions_reported = sessions
         if not self._dirty or not (force or wall - self._last_save >= SAVE_EVERY_SECONDS):
             return
         states = {}

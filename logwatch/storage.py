@@ -9,6 +9,7 @@ twice, and anomalies are unique per (file, byte offset) and inserted with "on co
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -28,9 +29,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,6 +46,7 @@ from logwatch.errors import StateCorruptError, StorageError
 from logwatch.records import Anomaly, TemplateRow, TrackedFile
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+PRUNE_BATCH = 5_000  # rows per retention transaction: each holds its locks for milliseconds
 
 
 def utcnow() -> datetime:
@@ -58,12 +62,16 @@ class StreamRow(Base):
 
     __tablename__ = "streams"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(Text, unique=True)
+    # Streams are per node (docs/scaling.md): two hosts' `syslog` are two streams, each written
+    # by the one daemon that owns that node, so no two processes ever update one stream row.
+    node: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    name: Mapped[str] = mapped_column(Text)
     events_total: Mapped[int] = mapped_column(BigInteger, default=0)
     level_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     field_stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     trouble_events: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("node", "name", name="uq_streams_node_name"),)
 
 
 class FileRow(Base):
@@ -71,6 +79,7 @@ class FileRow(Base):
 
     __tablename__ = "files"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node: Mapped[str] = mapped_column(String(255), default="", server_default="")  # the owner
     path: Mapped[str] = mapped_column(Text)
     stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id"))
     dev: Mapped[int] = mapped_column(BigInteger)
@@ -97,7 +106,10 @@ class FileRow(Base):
     last_progress_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
-    __table_args__ = (Index("ix_files_path_status", "path", "status"),)
+    __table_args__ = (
+        Index("ix_files_path_status", "path", "status"),
+        Index("ix_files_node_status", "node", "status"),
+    )
 
 
 class TemplateDbRow(Base):
@@ -172,6 +184,7 @@ class DaemonRow(Base):
     last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_poll_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)  # master / standby
 
 
 metadata = Base.metadata
@@ -287,11 +300,16 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
 
 
 class Store:
-    """All database access: short transactions; ``commit_batch`` is the exactly-once one."""
+    """All database access: short transactions; ``commit_batch`` is the exactly-once one.
 
-    def __init__(self, url: str, *, schema: str | None = None) -> None:
+    ``node`` is the daemon this store works for (``run --node``): the files and streams it
+    creates, plans and reads back are that node's only. The queries for people (``anomalies``,
+    ``files_report``, ``status_report``) take their own ``node=`` filter (None = every node)."""
+
+    def __init__(self, url: str, *, schema: str | None = None, node: str = "") -> None:
         self.url = url
         self.schema = schema
+        self.node = node
         self.engine = make_engine(url, schema)
         self.dialect = self.engine.dialect.name
 
@@ -309,7 +327,8 @@ class Store:
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.attributes["engine"] = self.engine
         try:
-            command.upgrade(cfg, "head")
+            with self._upgrade_lock():
+                command.upgrade(cfg, "head")
         except OperationalError as exc:
             raise StorageError(f"cannot reach the database: {_db_reason(exc)}") from None
         except SQLAlchemyError as exc:
@@ -317,6 +336,24 @@ class Store:
                 f"cannot upgrade the database schema: {_db_reason(exc)} (is --db-url a logwatch "
                 "database? restore it from a backup, or use a new one)"
             ) from None
+
+    @contextmanager
+    def _upgrade_lock(self) -> Iterator[None]:
+        """Daemons of a fleet often start together: on PostgreSQL one upgrades the schema while
+        the others wait on an advisory lock, then find it at the newest revision."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        with self.engine.connect() as conn:
+            schema = conn.execute(text("SELECT current_schema()")).scalar()
+            key = zlib.crc32(f"{schema}:logwatch-upgrade".encode())
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
 
     def verify(self) -> None:
         """Refuse to start on corrupt state rather than silently re-read (RELIABILITY.md row 26).
@@ -328,6 +365,7 @@ class Store:
                 select(FileRow.path, FileRow.offset, FileRow.size)
                 .where(
                     FileRow.status == "active",
+                    FileRow.node == self.node,
                     (FileRow.offset < 0)
                     | (FileRow.line_no < 0)
                     # Compressed files' offsets count decompressed bytes, so may exceed the size.
@@ -351,7 +389,9 @@ class Store:
                         TemplateDbRow.template_tokens,
                         TemplateDbRow.creation_tokens,
                         StreamRow.name,
-                    ).join(StreamRow, StreamRow.id == TemplateDbRow.stream_id)
+                    )
+                    .join(StreamRow, StreamRow.id == TemplateDbRow.stream_id)
+                    .where(StreamRow.node == self.node)
                 )
                 for row in rows:
                     _check_template(row, row.name)
@@ -378,13 +418,16 @@ class Store:
     # -- reads used by the pipeline
 
     def stream_id(self, name: str) -> int:
+        """This node's stream ``name`` (created on first use)."""
+        mine = select(StreamRow.id).where(StreamRow.node == self.node, StreamRow.name == name)
         with self._begin() as conn:
-            found = conn.scalar(select(StreamRow.id).where(StreamRow.name == name))
+            found = conn.scalar(mine)
             if found is not None:
                 return int(found)
             conn.execute(
                 self._insert(StreamRow)
                 .values(
+                    node=self.node,
                     name=name,
                     events_total=0,
                     level_counts={},
@@ -394,7 +437,7 @@ class Store:
                 )
                 .on_conflict_do_nothing()
             )
-            return int(conn.scalar(select(StreamRow.id).where(StreamRow.name == name)) or 0)
+            return int(conn.scalar(mine) or 0)
 
     def load_stream(self, stream_id: int) -> StoredStream:
         with self._begin() as conn:
@@ -444,8 +487,11 @@ class Store:
             )
 
     def active_files(self) -> dict[str, TrackedFile]:
+        """This node's active files by path (another host's /var/log/syslog is not ours)."""
         with self._begin() as conn:
-            rows = conn.execute(select(FileRow).where(FileRow.status == "active")).all()
+            rows = conn.execute(
+                select(FileRow).where(FileRow.node == self.node, FileRow.status == "active")
+            ).all()
             return {r.path: _tracked(r) for r in rows}
 
     def add_file(
@@ -467,6 +513,7 @@ class Store:
                 # Counters, hashes and timestamps not named here take the model's defaults.
                 self._insert(FileRow)
                 .values(
+                    node=self.node,
                     path=path,
                     stream_id=stream_id,
                     dev=dev,
@@ -500,13 +547,16 @@ class Store:
         so that ``logwatch files`` shows every skip with its reason."""
         with self._begin() as conn:
             found = conn.scalar(
-                select(FileRow.id).where(FileRow.path == path, FileRow.status == "skipped")
+                select(FileRow.id).where(
+                    FileRow.node == self.node, FileRow.path == path, FileRow.status == "skipped"
+                )
             )
             if found is not None:
                 conn.execute(update(FileRow).where(FileRow.id == found).values(last_error=reason))
                 return
             conn.execute(
                 self._insert(FileRow).values(
+                    node=self.node,
                     path=path,
                     stream_id=stream_id,
                     dev=0,
@@ -529,7 +579,11 @@ class Store:
         with self._begin() as conn:
             rows = conn.execute(
                 select(FileRow)
-                .where(FileRow.stream_id == stream_id, FileRow.status != "active")
+                .where(
+                    FileRow.node == self.node,
+                    FileRow.stream_id == stream_id,
+                    FileRow.status != "active",
+                )
                 .order_by(FileRow.id.desc())
                 .limit(limit)
             ).all()
@@ -694,8 +748,13 @@ class Store:
         last_poll_ms: float | None = None,
         error: str | None = None,
         keep_error: bool = False,
+        role: str | None = None,
     ) -> None:
-        """Upsert this node's health; ``keep_error`` leaves the last recorded problem in place."""
+        """Upsert this node's health; ``keep_error`` leaves the last recorded problem in place.
+
+        ``role`` is ``master`` or ``standby``. Only the holder of the master lease writes
+        ``master``, and it demotes any other row still saying so (a master killed by -9 never
+        wrote its own end), so at most one row says master."""
         now = utcnow()
         values = {
             "node": node,
@@ -705,13 +764,20 @@ class Store:
             "last_poll_at": now if last_poll_ms is not None else None,
             "last_poll_ms": last_poll_ms,
             "last_error": error,
+            "role": role,
         }
         with self._begin() as conn:
+            if role == "master":
+                conn.execute(
+                    update(DaemonRow)
+                    .where(DaemonRow.node != node, DaemonRow.role == "master")
+                    .values(role="standby")
+                )
             stmt = self._insert(DaemonRow).values(**values)
             kept = (
-                ("pid", "state", "started_at")
+                ("pid", "state", "started_at", "role")
                 if keep_error
-                else ("pid", "state", "started_at", "last_error")
+                else ("pid", "state", "started_at", "role", "last_error")
             )
             set_ = {k: stmt.excluded[k] for k in kept}
             if last_poll_ms is not None:
@@ -728,7 +794,9 @@ class Store:
         stream: str | None = None,
         min_severity: int = 0,
         limit: int | None = None,
+        node: str | None = None,
     ) -> list[Anomaly]:
+        """Anomalies oldest first; ``node`` keeps those found in that node's files."""
         q = (
             select(AnomalyRow, FileRow.path, StreamRow.name)
             .join(FileRow, FileRow.id == AnomalyRow.file_id)
@@ -740,6 +808,8 @@ class Store:
             q = q.where(AnomalyRow.detected_at >= since.astimezone(UTC))
         if stream is not None:
             q = q.where(StreamRow.name == stream)
+        if node is not None:
+            q = q.where(FileRow.node == node)
         q = q.order_by(AnomalyRow.id)
         if limit is not None:
             q = q.limit(limit)
@@ -769,15 +839,21 @@ class Store:
                 for a in conn.execute(q).all()
             ]
 
-    def files_report(self) -> list[dict[str, Any]]:
+    def files_report(
+        self, *, node: str | None = None, show_node: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every file row; ``node`` keeps that node's, ``show_node`` adds each row's owner."""
         q = (
             select(FileRow, StreamRow.name)
             .join(StreamRow, StreamRow.id == FileRow.stream_id)
-            .order_by(FileRow.path, FileRow.id)
+            .order_by(FileRow.node, FileRow.path, FileRow.id)
         )
+        if node is not None:
+            q = q.where(FileRow.node == node)
         with self._begin() as conn:
             return [
                 {
+                    **({"node": f.node} if show_node else {}),
                     "path": f.path,
                     "stream": f.name,
                     "status": f.status,
@@ -815,35 +891,110 @@ class Store:
                 for t in conn.execute(q).all()
             ]
 
-    def status_report(self) -> dict[str, Any]:
+    def status_report(self, *, node: str | None = None) -> dict[str, Any]:
+        """Health and counts; ``node`` narrows daemons, streams, files, templates, models and
+        anomalies to that node. Each daemon's ``role`` says whether it holds the master lease
+        (``master_node`` names the one that does)."""
+        streams = select(StreamRow.id)
+        daemons_q = select(DaemonRow).order_by(DaemonRow.node)
+        files_q = select(
+            func.count(), func.coalesce(func.sum(FileRow.size - FileRow.offset), 0)
+        ).where(FileRow.status == "active")
+        anomalies_q = select(func.count()).select_from(AnomalyRow)
+        if node is not None:
+            streams = streams.where(StreamRow.node == node)
+            daemons_q = daemons_q.where(DaemonRow.node == node)
+            files_q = files_q.where(FileRow.node == node)
+            anomalies_q = anomalies_q.join(FileRow, FileRow.id == AnomalyRow.file_id).where(
+                FileRow.node == node
+            )
         with self._begin() as conn:
             daemons = [
                 {
                     "node": d.node,
                     "pid": d.pid,
                     "state": d.state,
+                    "role": d.role,
                     "started_at": _iso(d.started_at),
                     "last_poll_at": _iso(d.last_poll_at) if d.last_poll_at else None,
                     "last_poll_ms": d.last_poll_ms,
                     "last_error": d.last_error,
                 }
-                for d in conn.execute(select(DaemonRow))
+                for d in conn.execute(daemons_q)
             ]
-            files = conn.execute(
-                select(
-                    func.count(), func.coalesce(func.sum(FileRow.size - FileRow.offset), 0)
-                ).where(FileRow.status == "active")
-            ).one()
+            files = conn.execute(files_q).one()
+
+            def per_stream(table: Any) -> int:
+                q = select(func.count()).select_from(table)
+                if node is not None:
+                    q = q.where(table.stream_id.in_(streams))
+                return int(conn.scalar(q) or 0)
+
             return {
                 "database": redact(self.url),
                 "daemons": daemons,
-                "streams": conn.scalar(select(func.count()).select_from(StreamRow)) or 0,
+                "streams": int(
+                    conn.scalar(select(func.count()).select_from(streams.subquery())) or 0
+                ),
                 "files_active": int(files[0]),
                 "lag_bytes": int(files[1]),
-                "templates": conn.scalar(select(func.count()).select_from(TemplateDbRow)) or 0,
-                "models": conn.scalar(select(func.count()).select_from(ModelRow)) or 0,
-                "anomalies": conn.scalar(select(func.count()).select_from(AnomalyRow)) or 0,
+                "templates": per_stream(TemplateDbRow),
+                "models": per_stream(ModelRow),
+                "anomalies": int(conn.scalar(anomalies_q) or 0),
             }
+
+    def master_node(self) -> str | None:
+        """The node whose daemon holds the master lease, as its last health row says."""
+        with self._begin() as conn:
+            found = conn.scalar(
+                select(DaemonRow.node)
+                .where(DaemonRow.role == "master", DaemonRow.state != "stopped")
+                .order_by(DaemonRow.last_poll_at.desc())
+                .limit(1)
+            )
+            return None if found is None else str(found)
+
+    # -- retention
+
+    def prune_anomalies(self, before: datetime, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete at most ``batch`` anomalies detected before ``before`` (their acks go with them,
+        by the foreign key) in one short transaction; returns how many went. Call it until it
+        returns less than ``batch``: ingestion never waits behind more than one batch."""
+        with self._begin() as conn:
+            ids = list(
+                conn.scalars(
+                    select(AnomalyRow.id)
+                    .where(AnomalyRow.detected_at < before.astimezone(UTC))
+                    .order_by(AnomalyRow.id)
+                    .limit(batch)
+                )
+            )
+            if not ids:
+                return 0
+            conn.execute(delete(AnomalyRow).where(AnomalyRow.id.in_(ids)))
+            return len(ids)
+
+    def prune_files(self, before: datetime, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete at most ``batch`` retired file rows (rotated away, deleted, truncated) whose
+        last progress was before ``before`` and that no anomaly still refers to."""
+        cutoff = before.astimezone(UTC)
+        with self._begin() as conn:
+            ids = list(
+                conn.scalars(
+                    select(FileRow.id)
+                    .where(
+                        FileRow.status.not_in(("active", "skipped")),
+                        func.coalesce(FileRow.last_progress_at, FileRow.first_seen_at) < cutoff,
+                        ~select(AnomalyRow.id).where(AnomalyRow.file_id == FileRow.id).exists(),
+                    )
+                    .order_by(FileRow.id)
+                    .limit(batch)
+                )
+            )
+            if not ids:
+                return 0
+            conn.execute(delete(FileRow).where(FileRow.id.in_(ids)))
+            return len(ids)
 
 
 _RECOVER = (

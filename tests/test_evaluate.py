@@ -152,3 +152,93 @@ def test_evaluate_no_hits(tmp_path: Path) -> None:
     assert (ev.precision, ev.recall, ev.f1) == (0.0, 0.0, 0.0)
     assert ev.kinds_found == {"k": (0, 1)}
     assert ev.false_positive_rate == pytest.approx(1 / 49)
+
+
+# ---------------------------------------------------------------- session level
+
+
+def test_session_labels_are_recognised_by_their_header(tmp_path: Path) -> None:
+    from logwatch.evaluate import is_session_labels, read_session_labels
+
+    sessions = tmp_path / "sessions.csv"
+    sessions.write_text("session,label\nblk_1,Anomaly\nblk_2,Normal\nblk_3,1\nblk_4,0\n")
+    assert is_session_labels(sessions)
+    assert not is_session_labels(SAMPLES / "labels.csv")
+    labels = read_session_labels(sessions)
+    assert [(lb.key, lb.anomalous) for lb in labels] == [
+        ("blk_1", True),
+        ("blk_2", False),
+        ("blk_3", True),
+        ("blk_4", False),
+    ]
+
+
+def test_session_labels_bad_label_names_the_line(tmp_path: Path) -> None:
+    from logwatch.evaluate import read_session_labels
+
+    sessions = tmp_path / "sessions.csv"
+    sessions.write_text("session,label\nblk_1,Anomaly\nblk_2,maybe\n")
+    with pytest.raises(ConfigError, match=r"sessions.csv:3: expected columns session,label"):
+        read_session_labels(sessions)
+
+
+def test_evaluate_sessions_counts() -> None:
+    from logwatch.evaluate import SessionLabel, evaluate_sessions
+
+    labels = [SessionLabel(f"blk_{i}", i < 4) for i in range(20)]
+    result = evaluate_sessions(labels, {"blk_0", "blk_1", "blk_2", "blk_9", "blk_unlabelled"})
+    assert (result.labelled, result.sessions_total) == (4, 20)
+    assert (result.reported, result.true_positives) == (4, 3)
+    assert result.precision == 0.75 and result.recall == 0.75
+    assert result.false_positive_rate == 1 / 16
+    assert result.missed == ("blk_3",)
+
+
+def test_evaluate_cli_session_level_uses_session_findings_and_line_ids(tmp_path: Path) -> None:
+    """A session counts as flagged when the session model flagged it (a stored finding) or when a
+    reported line carries its id."""
+    import json
+    from datetime import UTC, datetime
+
+    from click.testing import CliRunner
+
+    from logwatch import incident_store
+    from logwatch.cli import cli
+    from logwatch.config import Config
+    from logwatch.pipeline import Pipeline
+    from logwatch.storage import Store
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lines = [
+        f"2026-03-04 12:00:{i % 60:02d} INFO Receiving block blk_{100 + i % 50} src 10.0.0.{i % 9}"
+        for i in range(400)
+    ]
+    lines.append("2026-03-04 12:07:00 FATAL disk corrupted while writing block blk_7")
+    (logs / "hdfs.log").write_text("\n".join(lines) + "\n")
+    store = Store(url)
+    store.upgrade()
+    Pipeline(Config(log_dir=logs, db_url=url, once=True), store).run_once(
+        datetime(2026, 3, 5, tzinfo=UTC)
+    )
+    assert any("blk_7" in a.text for a in store.anomalies())
+    incident_store.save_sessions(
+        store,
+        [
+            incident_store.SessionFinding(
+                "hdfs.log", "blk_101", "p", 1, "p", 2, 0.0, 1.0, 2, 80, 0.3, ("missing x",)
+            )
+        ],
+    )
+    store.close()
+    labels = tmp_path / "sessions.csv"
+    labels.write_text("session,label\nblk_7,Anomaly\nblk_101,Normal\nblk_8,Anomaly\nblk_102,Normal\n")
+    result = CliRunner().invoke(
+        cli, ["evaluate", "--labels", str(labels), "--db-url", url, "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    (summary,) = json.loads(result.output)
+    assert summary["level"] == "session"
+    assert (summary["labelled"], summary["reported"], summary["true_positives"]) == (2, 2, 1)
+    assert summary["recall"] == 0.5 and summary["false_positive_rate"] == 0.5

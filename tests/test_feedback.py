@@ -14,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine, insert, inspect, select
+from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select
 
 from logwatch import feedback
 from logwatch.cli import cli
@@ -156,8 +156,19 @@ def test_upgrade_from_0003_keeps_what_is_stored(db_url: str) -> None:
     cfg.attributes["engine"] = engine
     try:
         command.upgrade(cfg, "0003")
+        # The streams table as revision 0003 had it (the model has grown columns since).
+        streams = Table("streams", MetaData(), autoload_with=engine)
+        defaults = {
+            c.name: c.default.arg
+            for c in StreamRow.__table__.columns
+            if c.name in streams.c and c.default is not None and not c.default.is_callable
+        }
         with engine.begin() as conn:
-            conn.execute(insert(StreamRow).values(name="kept.log", created_at=NOW))
+            conn.execute(
+                streams.insert().values(
+                    name="kept.log", created_at=NOW, level_counts={}, field_stats={}, **defaults
+                )
+            )
         command.upgrade(cfg, "head")
         with engine.connect() as conn:
             assert list(conn.scalars(select(StreamRow.name))) == ["kept.log"]

@@ -209,6 +209,7 @@ def test_replayed_batch_raises_stale_offset_and_changes_nothing(store: Store) ->
         TemplateRow(1, ("ERROR", "disk", "<*>"), ("ERROR", "disk", "full"), 1),
         "ERROR disk <*>",
         {},
+        "ERROR disk full",
     )
     assert store.commit_batch(fu, stream_update(f, 40, templates=[tpl]), [anomaly(0)]) == 1
     before = (store.files_report(), store.load_stream(f.stream_id), store.anomalies())
@@ -217,7 +218,7 @@ def test_replayed_batch_raises_stale_offset_and_changes_nothing(store: Store) ->
     replay_stream = stream_update(
         f,
         80,
-        templates=[(TemplateRow(2, ("x",), ("x",), 9), "x", {})],
+        templates=[(TemplateRow(2, ("x",), ("x",), 9), "x", {}, None)],
         model=StoredModel("stream", {}, ("a",), [[1.0]]),
     )
     with pytest.raises(StaleOffsetError, match="stored offset is no longer 0"):
@@ -310,7 +311,7 @@ def test_failing_template_upsert_rolls_everything_back(
         raise RuntimeError("simulated crash inside the transaction")
 
     monkeypatch.setattr(Store, "_upsert_templates", boom)
-    tpl = (TemplateRow(1, ("a",), ("a",), 1), "a", {})
+    tpl = (TemplateRow(1, ("a",), ("a",), 1), "a", {}, "a")
     with pytest.raises(RuntimeError, match="simulated crash"):
         store.commit_batch(
             file_update(f, 100, 300, line_no=30, lines=20),
@@ -333,7 +334,7 @@ def test_templates_upsert_updates_size_text_and_slots(store: Store) -> None:
     store.commit_batch(
         file_update(f, 0, 100, line_no=10, lines=10),
         stream_update(
-            f, 13, templates=[(row1, "disk <*>", slots1), (other, "user <NUM> logged in", {})]
+            f, 13, templates=[(row1, "disk <*>", slots1, None), (other, "user <NUM> logged in", {}, None)]
         ),
         [],
     )
@@ -346,7 +347,7 @@ def test_templates_upsert_updates_size_text_and_slots(store: Store) -> None:
     row2 = TemplateRow(7, ("disk", "<*>", "<*>"), ("disk", "full"), 8)
     store.commit_batch(
         file_update(f, 100, 200, line_no=20, lines=10),
-        stream_update(f, 21, templates=[(row2, "disk <*> <*>", slots2)]),
+        stream_update(f, 21, templates=[(row2, "disk <*> <*>", slots2, None)]),
         [],
     )
     s = store.load_stream(f.stream_id)
@@ -371,7 +372,7 @@ def test_templates_are_per_stream(store: Store) -> None:
         row = TemplateRow(1, ("x",), ("x",), size)
         store.commit_batch(
             file_update(t, 0, 10, line_no=1, lines=1),
-            stream_update(t, size, templates=[(row, "x", {})]),
+            stream_update(t, size, templates=[(row, "x", {}, None)]),
             [],
         )
     assert [t.size for t in store.load_stream(f.stream_id).templates] == [1]
@@ -619,7 +620,7 @@ def test_status_report_counts(store: Store) -> None:
         stream_update(
             f,
             10,
-            templates=[(TemplateRow(i, ("t",), ("t",), 1), "t", {}) for i in range(3)],
+            templates=[(TemplateRow(i, ("t",), ("t",), 1), "t", {}, None) for i in range(3)],
             model=StoredModel("stream", {}, ("a",), [[1.0]]),
         ),
         [anomaly(0), anomaly(10)],
@@ -750,3 +751,27 @@ def test_sqlite_directory_that_cannot_be_created(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StorageError, match="plain-file"):
         Store(f"sqlite:///{blocker / 'sub' / 'logwatch.db'}")
+
+
+def test_template_example_is_kept_when_a_later_batch_has_none(store: Store) -> None:
+    """The closest normal line of a template survives a batch whose events were all flagged."""
+    f = new_file(store)
+    row = TemplateRow(1, ("disk", "<*>"), ("disk", "ok"), 1)
+    store.commit_batch(
+        file_update(f, 0, 100, line_no=10, lines=10),
+        stream_update(f, 10, templates=[(row, "disk <*>", {}, "disk ok")]),
+        [],
+    )
+    assert store.load_stream(f.stream_id).examples == {1: "disk ok"}
+    store.commit_batch(
+        file_update(f, 100, 200, line_no=20, lines=10),
+        stream_update(f, 20, templates=[(row, "disk <*>", {}, None)]),
+        [],
+    )
+    assert store.load_stream(f.stream_id).examples == {1: "disk ok"}
+    store.commit_batch(
+        file_update(f, 200, 300, line_no=30, lines=10),
+        stream_update(f, 30, templates=[(row, "disk <*>", {}, "disk fine")]),
+        [],
+    )
+    assert store.load_stream(f.stream_id).examples == {1: "disk fine"}
