@@ -334,7 +334,12 @@ def test_templates_upsert_updates_size_text_and_slots(store: Store) -> None:
     store.commit_batch(
         file_update(f, 0, 100, line_no=10, lines=10),
         stream_update(
-            f, 13, templates=[(row1, "disk <*>", slots1, None), (other, "user <NUM> logged in", {}, None)]
+            f,
+            13,
+            templates=[
+                (row1, "disk <*>", slots1, None),
+                (other, "user <NUM> logged in", {}, None),
+            ],
         ),
         [],
     )
