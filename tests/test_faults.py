@@ -525,9 +525,10 @@ def test_non_regular_files_are_skipped_and_reported(
         assert len([f for f in rows if f["status"] == "skipped"]) <= len(weird), rows
 
         writer.burst(5, "beta")
+        # The same node as the daemon: files belong to a node, and this is the same host.
         result = run_measured(
-            once_args(lw_dir, db_url), cwd=tmp_path / "once", env=daemon_env(tmp_path / "st"),
-            timeout=30.0,
+            [*once_args(lw_dir, db_url), "--node", daemon.node or ""],
+            cwd=tmp_path / "once", env=daemon_env(tmp_path / "st"), timeout=30.0,
         )  # fmt: skip
         assert result.code == 0, result.stderr[-3000:]
         for p in weird:

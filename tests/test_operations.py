@@ -150,3 +150,98 @@ def test_once_drops_a_template_marked_normal_unless_clearly_more_severe(
     pipeline.run_once(datetime(2026, 3, 5, tzinfo=UTC))
     assert [a.text for a in store.anomalies()] == [first.text]
     assert pipeline.marked_normal == 1
+
+
+def test_daemon_process_serves_metrics_over_http(tmp_path: Path) -> None:
+    """`logwatch run --metrics-port` in a real process: scraping /metrics on loopback shows the
+    lines it read and its files."""
+    import socket
+    import urllib.request
+
+    from daemon_harness import DaemonProcess
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text(normal_lines(120))
+    daemon = DaemonProcess(
+        logs,
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        tmp_path / "work",
+        extra_args=("--metrics-port", str(port)),
+    ).start()
+    try:
+        daemon.wait_ready()
+
+        def scrape() -> dict[str, float]:
+            url = f"http://127.0.0.1:{port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+            return {
+                f"{s.name}{s.labels.get('stream', '')}": s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+            }
+
+        def read_all() -> bool:
+            try:
+                values = scrape()
+            except OSError:
+                return False
+            # Lines are counted as each batch commits, the poll's gauges when the poll ends.
+            return (
+                values.get("logwatch_lines_read_totalapp.log") == 119.0
+                and values.get("logwatch_last_successful_poll_timestamp_seconds", 0.0) > 0
+            )
+
+        # 119: the last line is held back while it may still get continuation lines.
+        wait_for(read_all)
+        values = scrape()
+        assert values["logwatch_files_tracked"] == 1.0
+        assert values["logwatch_lag_bytes"] == len(normal_lines(120).splitlines()[-1]) + 1
+    finally:
+        daemon.send(2)
+        assert daemon.wait(30) == 0
+
+
+def test_alert_test_command_sends_real_mail(tmp_path: Path) -> None:
+    import socket
+
+    from aiosmtpd.controller import Controller
+    from click.testing import CliRunner
+
+    from logwatch.cli import cli
+
+    received: list[bytes] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append(envelope.original_content or b"")
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        config = tmp_path / "logwatch.toml"
+        config.write_text(
+            "[[alerts.sinks]]\n"
+            'type = "smtp"\nname = "ops-mail"\nhost = "127.0.0.1"\n'
+            f'port = {port}\nsecurity = "none"\n'
+            'from = "logwatch@example.com"\nto = ["ops@example.com"]\n'
+            "[[alerts.sinks]]\n"
+            'type = "webhook"\nname = "down-hook"\nurl = "http://127.0.0.1:9/hook"\ntimeout = 2\n'
+        )
+        result = CliRunner().invoke(cli, ["alert", "test", "--config", str(config)])
+    finally:
+        controller.stop()
+    lines = result.output.splitlines()
+    assert "ops-mail: ok" in lines
+    assert any(line.startswith("down-hook: ") and line != "down-hook: ok" for line in lines)
+    assert result.exit_code == 1  # one sink failed
+    assert len(received) == 1 and b"ops@example.com" in received[0]
