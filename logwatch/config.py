@@ -60,6 +60,9 @@ class Config:
     retrain_every_events: int = 50_000  # live mode: refitted on its reservoir after this many more
     train_on_flagged: bool = False  # keep flagged events in the training reservoir
     max_train_samples: int = 4096  # events kept to fit a stream model (bounded memory)
+    # Streams kept in memory (templates, statistics, model); the least recently active beyond
+    # this are dropped and reloaded from the database when they next get lines.
+    max_live_streams: int = 200
     n_estimators: int = 100
     random_state: int = 42
     min_severity: int = 40  # anomalies below this severity are not recorded
@@ -199,6 +202,7 @@ def validate(config: Config) -> None:
         "max_train_samples",
         "max_open_files",
         "retrain_every_events",
+        "max_live_streams",
     )
     for name in positive:
         if getattr(config, name) <= 0:

@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from logwatch.records import EventSketch, Features, NumericOutlier, RareSlot
@@ -117,24 +118,57 @@ class SlotStats:
     m2: float = 0.0
     numbers: Welford = field(default_factory=Welford)  # log magnitudes of numeric values
     non_numeric: int = 0
+    # Derived from the fields above, computed when first asked for and dropped by ``observe``:
+    # (length spread, values counted, count of rare values, usual values or None).
+    _memo: list[Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def observe(self, value: str, count: int) -> None:
-        if self.hist is not None:
+        self._memo = None
+        hist = self.hist
+        if hist is not None:
             key = value[:MAX_SLOT_VALUE_CHARS]
-            self.hist[key] = self.hist.get(key, 0) + count
-            if len(self.hist) > MAX_SLOT_VALUES:
+            hist[key] = hist.get(key, 0) + count
+            if len(hist) > MAX_SLOT_VALUES:
                 self.hist = None
-        length = float(len(value))
-        number = _NUMBER.fullmatch(value) is not None and len(value) < 30
+        size = len(value)
+        length = float(size)
+        first = value[:1]
+        # (the first-character test only spares the regex: it is the regex's own first step)
+        number = (
+            size < 30
+            and (first == "-" or first.isdecimal())
+            and _NUMBER.fullmatch(value) is not None
+        )
+        magnitude = _log_magnitude(float(value)) if number else 0.0
+        if count == 1:  # the loop below, once
+            n = self.n = self.n + 1
+            delta = length - self.mean
+            mean = self.mean = self.mean + delta / n
+            self.m2 += delta * (length - mean)
+            if number:
+                self.numbers.add(magnitude)
+            else:
+                self.non_numeric += 1
+            return
         for _ in range(min(count, 3)):  # duplicates add nothing new to a length distribution
             self.n += 1
             delta = length - self.mean
             self.mean += delta / self.n
             self.m2 += delta * (length - self.mean)
             if number:
-                self.numbers.add(_log_magnitude(float(value)))
+                self.numbers.add(magnitude)
             else:
                 self.non_numeric += 1
+
+    def _summary(self) -> list[Any]:
+        memo = self._memo
+        if memo is None:
+            std = math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else 0.0
+            hist = self.hist
+            total = sum(hist.values()) if hist else 0
+            rare = sum(c for c in hist.values() if c / total < RARE_SHARE) if hist else 0
+            memo = self._memo = [max(std, 1.0, 0.1 * self.mean), total, rare, None]
+        return memo
 
     def numeric_z(self, value: str) -> tuple[float, float, float]:
         """(z, low, high): how many spreads ``value`` lies from the slot's usual magnitude, and
@@ -156,8 +190,8 @@ class SlotStats:
     def length_z(self, value: str) -> float:
         if self.n < MIN_SLOT_OBSERVATIONS:
             return 0.0
-        std = math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else 0.0
-        return abs(len(value) - self.mean) / max(std, 1.0, 0.1 * self.mean)
+        spread: float = (self._memo or self._summary())[0]
+        return abs(len(value) - self.mean) / spread
 
     def copy(self) -> SlotStats:
         return SlotStats(
@@ -175,16 +209,19 @@ class SlotStats:
         hist = self.hist
         if not hist:
             return None
-        slot_total = sum(hist.values())
+        memo = self._memo or self._summary()
+        slot_total: int = memo[1]
         if slot_total < MIN_SLOT_OBSERVATIONS:
             return None
         count = max(hist.get(value[:MAX_SLOT_VALUE_CHARS], 1), 1)
         if count / slot_total >= RARE_SHARE:
             return None
-        rare_mass = sum(c for c in hist.values() if c / slot_total < RARE_SHARE) - count
+        rare_mass = memo[2] - count
         if rare_mass / slot_total >= RARE_SHARE:
             return None  # this slot sees rare values all the time: one more is not news
-        usual = tuple(v for v, _ in sorted(hist.items(), key=lambda kv: -kv[1])[:3])
+        usual: tuple[str, ...] | None = memo[3]
+        if usual is None:
+            usual = memo[3] = tuple(v for v, _ in sorted(hist.items(), key=lambda kv: -kv[1])[:3])
         return count, slot_total, usual
 
     def to_json(self) -> dict[str, Any]:
@@ -248,14 +285,17 @@ class StreamStats:
             self.trouble_events += count
         self.level_counts[sketch.level or "NONE"] += count
         tid = sketch.template_id
-        self.template_counts[tid] = self.template_counts.get(tid, 0) + count
-        self.weight_step /= _DECAY**count
-        added = self.weight_step * count
-        self.weights[tid] = self.weights.get(tid, 0.0) + added
+        counts = self.template_counts
+        counts[tid] = counts.get(tid, 0) + count
+        # _DECAY**1 is _DECAY exactly: the same division, without the power.
+        step = self.weight_step = self.weight_step / (_DECAY if count == 1 else _DECAY**count)
+        added = step * count
+        weights = self.weights
+        weights[tid] = weights.get(tid, 0.0) + added
         self.weight_total += added
-        if self.weight_step > _RESCALE_AT:
-            scale = self.weight_step
-            self.weights = {t: w / scale for t, w in self.weights.items()}
+        if step > _RESCALE_AT:
+            scale = step
+            self.weights = {t: w / scale for t, w in weights.items()}
             self.weight_total /= scale
             self.weight_step = 1.0
         if sketch.gap is not None:
@@ -271,7 +311,9 @@ class StreamStats:
             stats.observe(value, count)
         if not sketch.slots:
             return
-        per_template = self.slots.setdefault(tid, {})
+        per_template = self.slots.get(tid)
+        if per_template is None:
+            per_template = self.slots[tid] = {}
         for position, value in sketch.slots:
             slot = per_template.get(position)
             if slot is None:
@@ -348,6 +390,49 @@ class StreamStats:
         )
 
 
+class FeatureContext:
+    """What ``event_features`` takes from a stream's statistics that is the same for every event
+    scored against them: computed once (per batch), valid while ``stats`` do not change."""
+
+    def __init__(self, stats: StreamStats, rare_template_share: float | None = None) -> None:
+        self.stats = stats
+        self.total = total = max(stats.events_total, 1)
+        top_level, top_count = (stats.level_counts.most_common(1) or [("NONE", 0)])[0]
+        self.top_level = None if top_level == "NONE" else top_level
+        self.top_share = top_count / total
+        self.rare_share = (
+            stats.rare_template_share() if rare_template_share is None else rare_template_share
+        )
+        self.rare_cut = stats.rare_cut()
+        self.trouble_share = stats.trouble_events / total
+        gaps = stats.gaps
+        self.gaps_known = gaps.n >= MIN_SLOT_OBSERVATIONS
+        self.gap_mean = gaps.mean
+        self.gap_spread = max(gaps.std(), GAP_SPREAD_FLOOR) if self.gaps_known else 1.0
+        self.usual_gap = 10**gaps.mean - 1 if self.gaps_known else None
+        # level -> (its count, its rarity); template id -> (its size, its rarity)
+        self.levels: dict[str | None, tuple[int, float]] = {}
+        self.templates: dict[int, tuple[int, float]] = {}
+
+    def level(self, level: str | None) -> tuple[int, float]:
+        known = self.levels.get(level)
+        if known is None:
+            count = max(self.stats.level_counts.get(level or "NONE", 1), 1)
+            rarity = LEVEL_WEIGHT.get(level or "", 0.0) * math.log10(self.total / count)
+            known = self.levels[level] = (count, rarity)
+        return known
+
+    def template(self, template_id: int) -> tuple[int, float]:
+        known = self.templates.get(template_id)
+        if known is None:
+            stats = self.stats
+            size = max(stats.template_counts.get(template_id, 1), 1)
+            share = stats.decayed_share(template_id) or size / self.total
+            # Rounded: decayed weights restored from the database differ in the last bits.
+            known = self.templates[template_id] = (size, round(-math.log10(max(share, 1e-12)), 9))
+        return known
+
+
 def event_features(
     sketch: EventSketch,
     stats: StreamStats,
@@ -356,25 +441,25 @@ def event_features(
     nearest: str | None = None,
     rare_template_share: float | None = None,
     nearest_id: int | None = None,
+    context: FeatureContext | None = None,
 ) -> Features:
-    """The feature vector of one event against ``stats`` (which already include the event)."""
-    total = max(stats.events_total, 1)
-    size = max(stats.template_counts.get(sketch.template_id, 1), 1)
+    """The feature vector of one event against ``stats`` (which already include the event).
+
+    ``context``: ``FeatureContext(stats)``, when many events are scored against the same stats."""
+    if context is None:
+        context = FeatureContext(stats, rare_template_share)
+    total = context.total
+    size, template_rarity = context.template(sketch.template_id)
     level = sketch.level
-    level_count = max(stats.level_counts.get(level or "NONE", 1), 1)
-    level_rarity = LEVEL_WEIGHT.get(level or "", 0.0) * math.log10(total / level_count)
-    top_level, top_count = (stats.level_counts.most_common(1) or [("NONE", 0)])[0]
+    level_count, level_rarity = context.level(level)
     rare, longest, numeric = _slot_evidence(sketch, stats)
     slot_rarity = math.log10(rare.slot_total / rare.count) if rare is not None else 0.0
-    share = stats.decayed_share(sketch.template_id) or size / total
     gap_z, usual_gap = 0.0, None
-    if sketch.gap is not None and stats.gaps.n >= MIN_SLOT_OBSERVATIONS:
-        spread = max(stats.gaps.std(), GAP_SPREAD_FLOOR)
-        gap_z = (_log_magnitude(sketch.gap) - stats.gaps.mean) / spread
-        usual_gap = 10**stats.gaps.mean - 1
+    if sketch.gap is not None and context.gaps_known:
+        gap_z = (_log_magnitude(sketch.gap) - context.gap_mean) / context.gap_spread
+        usual_gap = context.usual_gap
     values = {
-        # Rounded: decayed weights restored from the database differ in the last bits.
-        "template_rarity": round(-math.log10(max(share, 1e-12)), 9),
+        "template_rarity": template_rarity,
         "level_rarity": level_rarity,
         "slot_rarity": slot_rarity,
         "slot_length": min(longest[0], 20.0),
@@ -392,16 +477,16 @@ def event_features(
         total,
         level,
         level_count / total,
-        None if top_level == "NONE" else top_level,
-        top_count / total,
+        context.top_level,
+        context.top_share,
         rare,
         nearest,
         novelty,
         longest[1],
         sketch.position,
-        stats.rare_template_share() if rare_template_share is None else rare_template_share,
-        stats.rare_cut(),
-        stats.trouble_events / total,
+        context.rare_share if rare_template_share is None else rare_template_share,
+        context.rare_cut,
+        context.trouble_share,
         numeric,
         sketch.gap,
         usual_gap,
@@ -418,43 +503,57 @@ def _slot_evidence(
     JSON events are judged on their fields, stream-wide (``httpStatus`` means the same in every
     template); other events on their template's variable positions."""
     best: RareSlot | None = None
-    longest: tuple[float, str | None] = (0.0, None)
+    longest_z, longest_value = 0.0, None
     numeric: NumericOutlier | None = None
-
-    def far_out(slot: SlotStats, position: int, value: str, name: str | None) -> None:
-        nonlocal numeric
-        z, low, high = slot.numeric_z(value)
-        if z > 0 and (numeric is None or z > numeric.z):
-            numeric = NumericOutlier(position, value, z, low, high, name)
-
-    for name, value in sketch.fields:
+    fields = sketch.fields
+    for name, value in fields:
         field_stats = stats.fields.get(name)
-        if field_stats is not None:
-            far_out(field_stats, -1, value, name)
-        found = field_stats.rare_value(value) if field_stats is not None else None
+        if field_stats is None:
+            continue
+        z, low, high = field_stats.numeric_z(value)
+        if z > 0 and (numeric is None or z > numeric.z):
+            numeric = NumericOutlier(-1, value, z, low, high, name)
+        found = field_stats.rare_value(value)
         if found is not None and (
             best is None or found[0] / found[1] < best.count / best.slot_total
         ):
             best = RareSlot(-1, value, found[0], found[1], found[2], name)
-    per_template = stats.slots.get(sketch.template_id) or {}
-    for position, value in sketch.slots:
+    slots = sketch.slots
+    if not slots:
+        return best, (longest_z, longest_value), numeric
+    per_template = stats.slots.get(sketch.template_id)
+    if not per_template:
+        return best, (longest_z, longest_value), numeric
+    for position, value in slots:
         slot = per_template.get(position)
         if slot is None:
             continue
         z = slot.length_z(value)
-        if z > longest[0]:
-            longest = (z, value)
-        far_out(slot, position, value, None)
-        if sketch.fields:
+        if z > longest_z:
+            longest_z, longest_value = z, value
+        if slot.numbers.n >= MIN_NUMERIC_OBSERVATIONS:  # numeric_z is 0 below: not called
+            z, low, high = slot.numeric_z(value)
+            if z > 0 and (numeric is None or z > numeric.z):
+                numeric = NumericOutlier(position, value, z, low, high, None)
+        if fields or not slot.hist:  # rare_value is None without a histogram
             continue
         found = slot.rare_value(value)
         if found is not None and (
             best is None or found[0] / found[1] < best.count / best.slot_total
         ):
             best = RareSlot(position, value, found[0], found[1], found[2])
-    return best, longest, numeric
+    return best, (longest_z, longest_value), numeric
 
 
 def as_matrix(rows: list[Features], names: tuple[str, ...] = FEATURE_NAMES) -> list[list[float]]:
     """Feature dicts onto a fixed column order; a feature a row lacks is 0 (features may emerge)."""
-    return [[float(r.values.get(n, 0.0)) for n in names] for r in rows]
+    if len(names) < 2:
+        return [[float(r.values.get(n, 0.0)) for n in names] for r in rows]
+    pick = itemgetter(*names)
+    out = []
+    for r in rows:
+        try:  # every row event_features makes has every column
+            out.append(list(map(float, pick(r.values))))
+        except KeyError:
+            out.append([float(r.values.get(n, 0.0)) for n in names])
+    return out

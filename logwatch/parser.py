@@ -353,13 +353,15 @@ def _plain_level(s: str) -> str | None:
 
 
 def _level(m: re.Match[str]) -> str | None:
-    word = m["letter"] if "letter" in m.re.groupindex and m["letter"] else m["level"] or m["blevel"]
+    # (``m.re is _AFTER_TS``, not ``"letter" in m.re.groupindex``: that builds a mapping a call)
+    word = (m["letter"] if m.re is _AFTER_TS else None) or m["level"] or m["blevel"]
     return _LEVELS.get(word.upper()) if word else None
 
 
 def _ts(m: re.Match[str], year: int | None) -> datetime | None:
     if m["Y"]:
-        y, mo, d = int(m["Y"]), int(m["m"]), int(m["d"])
+        ys, ms, ds = m.group("Y", "m", "d")  # one call for three groups
+        y, mo, d = int(ys), int(ms), int(ds)
     elif m["Yc"]:
         y, mo, d = int(m["Yc"]), int(m["mc"]), int(m["dc"])
     elif m["y2"]:
@@ -374,7 +376,7 @@ def _dt(
     y: int, mo: int, d: int, m: re.Match[str], tz: str | None = None, millis: bool = False
 ) -> datetime | None:
     """Build a datetime from regex groups H M S f; None when the fields are not a real date."""
-    f = m["f"]
+    f, hh, mm, ss = m.group("f", "H", "M", "S")
     # "12:34:56.5" is a decimal fraction; HealthApp's "22:15:29:83" counts milliseconds.
     us = (int(f) * 1000 if millis else int(f[:6].ljust(6, "0"))) if f else 0
     tzinfo = None
@@ -386,7 +388,7 @@ def _dt(
             delta = timedelta(hours=int(off[:2]), minutes=int(off[2:]))
             tzinfo = _TZ_CACHE.setdefault(tz, timezone(sign * delta))
     try:
-        return datetime(y, mo, d, int(m["H"]), int(m["M"]), int(m["S"]), us, tzinfo)
+        return datetime(y, mo, d, int(hh), int(mm), int(ss), us, tzinfo)
     except ValueError:
         return None
 
@@ -480,6 +482,13 @@ def group_events(
 
 
 def _event(lines: list[RawLine], parsed: ParsedLine) -> Event:
+    if len(lines) == 1:  # most events: no joins, and an ASCII line's length is its byte count
+        line = lines[0]
+        text = line.text
+        size = len(text) if text.isascii() else len(text.encode())
+        return Event(
+            line.offset, line.line_no, line.offset + size + 1, 1, text, parsed, bool(line.truncated)
+        )
     if len(lines) > 1:
         # The exception type takes part in templating: "Request failed NullPointerException: x".
         rest = [ln.text.strip() for ln in lines[1:]]

@@ -566,6 +566,16 @@ class Store:
                 )
             )
 
+    def template_texts(self, stream: str) -> dict[int, str]:
+        """Template id -> text of one stream of this node (for reasons, outside the hot path)."""
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(TemplateDbRow.template_id, TemplateDbRow.template)
+                .join(StreamRow, StreamRow.id == TemplateDbRow.stream_id)
+                .where(StreamRow.name == stream, StreamRow.node == self.node)
+            ).all()
+        return {int(r.template_id): r.template for r in rows}
+
     def stream_name(self, stream_id: int) -> str:
         with self._begin() as conn:
             return str(conn.scalar(select(StreamRow.name).where(StreamRow.id == stream_id)))

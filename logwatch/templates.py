@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import re
+from array import array
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -146,16 +148,23 @@ def _replacement(m: re.Match[str]) -> str:
     return _PLACEHOLDERS[kind]
 
 
-def _original_tokens(message: str) -> list[str]:
-    """Whitespace-split ``message``, except inside values that span whitespace (one token each)."""
-    spans = [m.span() for m in _FUSED.finditer(message) if m.lastindex in _SPANNING]
+def _original_tokens(message: str, spans: list[tuple[int, int]] | None = None) -> list[str]:
+    """Whitespace-split ``message``, except inside values that span whitespace (one token each).
+
+    ``spans``: where those values are, when the caller already knows (``Masker.mask_spans``)."""
+    if spans is None:
+        spans = [m.span() for m in _FUSED.finditer(message) if m.lastindex in _SPANNING]
     tokens: list[str] = []
     start = 0
+    j, n = 0, len(spans)  # spans come in order and do not overlap: one pointer walks them
     for ws in _WHITESPACE.finditer(message):
-        if any(a < ws.start() < b for a, b in spans):
+        at = ws.start()
+        while j < n and spans[j][1] <= at:
+            j += 1
+        if j < n and spans[j][0] < at:  # inside a value: not a token boundary
             continue
-        if ws.start() > start:
-            tokens.append(message[start : ws.start()])
+        if at > start:
+            tokens.append(message[start:at])
         start = ws.end()
     if start < len(message):
         tokens.append(message[start:])
@@ -179,6 +188,23 @@ class Masker:
         """Return ``message`` with every variable value replaced by its placeholder."""
         return self._regex.sub(self._repl, message)
 
+    def mask_spans(self, message: str) -> tuple[str, list[tuple[int, int]]]:
+        """``mask(message)``, and where the values that span whitespace were, in the same pass."""
+        spans: list[tuple[int, int]] = []
+        if self._repl is not _replacement:  # a subclass's own replacement: two passes
+            spans = [m.span() for m in self._regex.finditer(message) if m.lastindex in _SPANNING]
+            return self.mask(message), spans
+
+        def replace(m: re.Match[str]) -> str:
+            kind = m.lastindex or 0
+            if kind in _SPANNING:
+                spans.append(m.span())
+            elif kind == _HOST:
+                return _replacement(m)
+            return _PLACEHOLDERS[kind]
+
+        return self._regex.sub(replace, message), spans
+
     def tokenize(self, message: str) -> tuple[list[str], list[str]]:
         """Return (masked tokens, original tokens): whitespace-split, same length.
 
@@ -199,6 +225,16 @@ _DEFAULT_MASKER = Masker()
 # <HOST>). Re-measure before moving either.
 SIM_TH = 0.75
 DEPTH = 5
+
+# Fast paths of ``StreamTemplates.add`` (the exact-repeat cache and the replay of a learning pass).
+# They never change a result: tests/test_equivalence.py turns them off and compares.
+FAST_PATHS = True
+# Masked messages remembered by the exact-repeat cache of one stream (least recently used go).
+# On the generated loghub inputs (bench/generate.py) a stream has 6-800 distinct masked messages
+# (Windows: ~4,400, hit rate 0.73 with 1,024 entries or 50,000); a full cache costs ~0.5 MB.
+REPEAT_CACHE_SIZE = 2048
+# Events of one stream a recording keeps (12 bytes each); events beyond are templated again.
+RECORDING_MAX_EVENTS = 2_000_000
 
 # Drain's string result codes, mapped once to our enum.
 _CHANGE = {
@@ -237,9 +273,23 @@ class StreamTemplates:
         # Drain forgets the tokens a cluster was created from; persistence needs them.
         self._creation: dict[int, tuple[str, ...]] = {}
         self._total = 0
-        # template tokens -> positions of its variable tokens; templates change rarely, so this
-        # saves a regex search per token per message.
-        self._slots: dict[tuple[str, ...], tuple[int, ...]] = {}
+        # template tokens -> (positions of its variable tokens, template text); templates change
+        # rarely, so this saves a regex search per token and a join per message.
+        self._slots: dict[tuple[str, ...], tuple[tuple[int, ...], str]] = {}
+        self._init_fast_paths()
+
+    def _init_fast_paths(self) -> None:
+        # The exact-repeat cache: masked message -> (cluster, its token count, the version of
+        # that token count's subtree when Drain last put this message in this cluster unchanged).
+        # Drain's choice for a message depends only on the message and on the subtree of the
+        # prefix tree for its token count (every cluster there has that many tokens; sizes do
+        # not matter). Every creation or template change in a subtree bumps its version, so an
+        # entry whose version is current would get the same cluster and no change from Drain.
+        self._repeat: OrderedDict[str, tuple[Any, int, int]] = OrderedDict()
+        self._versions: dict[int, int] = {}
+        self._recording: _Recording | None = None
+        self._replay: _Recording | None = None
+        self._replay_at = 0
 
     @classmethod
     def from_rows(cls, rows: Iterable[TemplateRow], **params: Any) -> StreamTemplates:
@@ -263,6 +313,72 @@ class StreamTemplates:
 
     def add(self, message: str) -> TemplateMatch:
         """Learn from ``message`` and return the template it now belongs to."""
+        if not FAST_PATHS or self.max_clusters is not None:  # LRU eviction: Drain's own way
+            return self._add_slow(message)
+        replay = self._replay
+        if replay is not None:
+            at = self._replay_at
+            if at < len(replay.hashes) and replay.hashes[at] == hash(message):
+                self._replay_at = at + 1
+                if at + 1 == len(replay.hashes):  # all used: its memory goes now
+                    self._replay = None
+                cid = replay.clusters[at]
+                if cid:  # Drain put it there unchanged; same state, same message, same cluster
+                    # (negative: a value in it spans whitespace, so its tokens need the regex)
+                    original = message.split() if cid > 0 else _original_tokens(message)
+                    cid = abs(cid)
+                    cluster = self._drain.id_to_cluster[cid]
+                    cluster.size += 1
+                    self._dirty.add(cid)
+                    self._total += 1
+                    return self._match_of(cluster, TemplateChange.NONE, original)
+            else:  # another sequence of messages than the one recorded: template them anew
+                self._replay = None
+        masked_text, spans = self.masker.mask_spans(message)
+        repeat = self._repeat
+        hit = repeat.get(masked_text)
+        if hit is not None:
+            cluster, n, version = hit
+            if self._versions.get(n, 0) == version:
+                repeat.move_to_end(masked_text)
+                original = message.split()
+                spanning = len(original) != n
+                if spanning:  # a value spanning whitespace is one token
+                    original = _original_tokens(message, spans)
+                cluster.size += 1
+                cid = cluster.cluster_id
+                self._dirty.add(cid)
+                self._total += 1
+                if self._recording is not None:
+                    self._recording.add(message, -cid if spanning else cid)
+                return self._match_of(cluster, TemplateChange.NONE, original)
+            del repeat[masked_text]
+        masked = masked_text.split()
+        original = message.split()
+        spanning = len(masked) != len(original)
+        if spanning:
+            original = _original_tokens(message, spans)
+        cluster, change_type = self._drain.add_log_message(" ".join(masked))
+        change = _CHANGE[change_type]
+        cid = cluster.cluster_id
+        n = len(masked)
+        if change is TemplateChange.NONE:
+            repeat[masked_text] = (cluster, n, self._versions.get(n, 0))
+            if len(repeat) > REPEAT_CACHE_SIZE:
+                repeat.popitem(last=False)
+        else:
+            self._versions[n] = self._versions.get(n, 0) + 1
+            if change is TemplateChange.CREATED:
+                self._creation[cid] = tuple(masked)
+        if self._recording is not None:
+            code = 0 if change is not TemplateChange.NONE else -cid if spanning else cid
+            self._recording.add(message, code)
+        self._dirty.add(cid)  # the size changed even when the template did not
+        self._total += 1
+        return self._match_of(cluster, change, original)
+
+    def _add_slow(self, message: str) -> TemplateMatch:
+        """``add`` without the fast paths: mask, tokenize, Drain."""
         masked, original = self.masker.tokenize(message)
         cluster, change_type = self._drain.add_log_message(" ".join(masked))
         change = _CHANGE[change_type]
@@ -272,6 +388,23 @@ class StreamTemplates:
         self._dirty.add(cid)  # the size changed even when the template did not
         self._total += 1
         return self._match_of(cluster, change, original)
+
+    def record(self, max_events: int = RECORDING_MAX_EVENTS) -> None:
+        """Start remembering, compactly, where each message ``add`` sees goes (see ``replay``)."""
+        self._recording = _Recording(max_events) if FAST_PATHS else None
+
+    def recording(self) -> _Recording | None:
+        """What was recorded since ``record()``; recording stops."""
+        rec, self._recording = self._recording, None
+        return rec
+
+    def replay(self, recording: _Recording | None) -> None:
+        """Let ``add`` reuse ``recording``, made by a copy of these templates in the state they are
+        in now: while the messages come in the same order, each one Drain left unchanged goes
+        straight to its recorded cluster (no masking, no tree search); every other message, and
+        any message once the order differs, is templated as usual. The result is the same."""
+        self._replay = recording if recording is not None and recording.hashes else None
+        self._replay_at = 0
 
     def match(self, message: str) -> TemplateMatch | None:
         """Return the template that fits ``message`` exactly (wildcards aside), learning nothing."""
@@ -289,17 +422,18 @@ class StreamTemplates:
 
     def _match_of(self, cluster: Any, change: TemplateChange, original: list[str]) -> TemplateMatch:
         tokens: tuple[str, ...] = cluster.log_template_tokens
-        positions = self._slots.get(tokens)
-        if positions is None:
+        known = self._slots.get(tokens)
+        if known is None:
             if len(self._slots) > 4096:  # old templates of changed clusters pile up otherwise
                 self._slots.clear()
             positions = tuple(i for i, t in enumerate(tokens) if _VARIABLE_TOKEN.search(t))
-            self._slots[tokens] = positions
+            known = self._slots[tokens] = (positions, " ".join(tokens))
+        positions, text = known
         return TemplateMatch(
             template_id=cluster.cluster_id,
-            template=" ".join(tokens),
+            template=text,
             change=change,
-            slot_values=tuple(original[i] for i in positions),
+            slot_values=tuple([original[i] for i in positions]),
         )
 
     def _row(self, cluster: Any) -> TemplateRow:
@@ -353,4 +487,29 @@ class StreamTemplates:
 
     def copy(self) -> StreamTemplates:
         """An independent deep copy, e.g. for a learning pass that may be thrown away."""
-        return copy.deepcopy(self)
+        saved = (self._repeat, self._recording, self._replay)
+        self._repeat, self._recording, self._replay = OrderedDict(), None, None
+        try:
+            clone = copy.deepcopy(self)  # without the caches: they hold clusters of this copy
+        finally:
+            self._repeat, self._recording, self._replay = saved
+        clone._init_fast_paths()
+        return clone
+
+
+class _Recording:
+    """Per message added: its hash, and the id of the cluster Drain put it in unchanged (negated
+    when the message holds a value spanning whitespace; 0 when it created or changed a cluster).
+    12 bytes a message."""
+
+    __slots__ = ("clusters", "hashes", "max_events")
+
+    def __init__(self, max_events: int) -> None:
+        self.hashes = array("q")
+        self.clusters = array("i")
+        self.max_events = max_events
+
+    def add(self, message: str, cluster_id: int) -> None:
+        if len(self.hashes) < self.max_events:
+            self.hashes.append(hash(message))
+            self.clusters.append(cluster_id)

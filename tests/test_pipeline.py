@@ -294,3 +294,30 @@ def test_descriptors_are_bounded_and_closed_when_idle(store: Store, tmp_path: Pa
     pipeline.poll(late + timedelta(seconds=61))
     assert pipeline._handles == {}
     pipeline.close()
+
+
+def test_streams_dropped_from_memory_are_reloaded_with_the_same_results(
+    store: Store, log_dir: Path, tmp_path: Path
+) -> None:
+    """With room for one stream in memory, every other stream is dropped and reloaded from the
+    database as the daemon goes round the files (three polls, a third of each file each time):
+    what is found is the same as with room for all."""
+    roomy_store = Store(f"sqlite:///{tmp_path / 'roomy.db'}")
+    roomy_store.upgrade()
+    sources = sorted(p for p in log_dir.iterdir() if not p.name.endswith(".1"))
+    found = []
+    for target, room in ((store, 1), (roomy_store, 200)):
+        root = tmp_path / f"live-{room}"
+        root.mkdir()
+        pipeline = make(target, root, max_live_streams=room)
+        for part in range(3):
+            for source in sources:
+                lines = source.read_bytes().splitlines(keepends=True)
+                third = lines[part * len(lines) // 3 : (part + 1) * len(lines) // 3]
+                with (root / source.name).open("ab") as fh:
+                    fh.writelines(third)
+            pipeline.poll(NOW)
+        assert len(pipeline._streams) <= room
+        found.append([(Path(a.path).name, a.line, a.severity) for a in target.anomalies()])
+    roomy_store.close()
+    assert found[0] and found[0] == found[1]
