@@ -1,5 +1,6 @@
-"""Tables and queries for the bird's-eye view: incidents, anomalous sessions, and the saved state of
-the session and master models. Declared on ``storage.Base`` (storage imports this module), kept
+"""Tables and queries for the bird's-eye view: incidents, anomalous sessions, every daemon's closed
+time windows (what the master model of a fleet scores), and the saved state of the session and
+master models. Declared on ``storage.Base`` (storage imports this module), kept
 apart so storage.py stays about files, streams and lines.
 
 Model state is JSON (parameters and training rows, refitted on load), never a pickle.
@@ -81,6 +82,35 @@ class ModelStateRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class WindowStatRow(Base):
+    """One stream's numbers in one closed time window, written by the daemon of its node.
+
+    ``expected`` is the stream's usual events per window at that hour, from that daemon's own
+    volume baseline (None while unknown). The fleet's master reads these rows back across nodes."""
+
+    __tablename__ = "window_stats"
+    node: Mapped[str] = mapped_column(String(255), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(512), primary_key=True)
+    window_start: Mapped[float] = mapped_column(Float, primary_key=True, index=True)  # epoch s
+    events: Mapped[int] = mapped_column(BigInteger)
+    anomalies: Mapped[int] = mapped_column(Integer)
+    max_severity: Mapped[int] = mapped_column(Integer)
+    expected: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStat:
+    """A row of ``window_stats``."""
+
+    node: str
+    stream: str
+    window_start: float  # epoch seconds, log time
+    events: int
+    anomalies: int
+    max_severity: int
+    expected: float | None
+
+
 @dataclass(frozen=True, slots=True)
 class SessionFinding:
     """An anomalous session as stored and listed."""
@@ -97,6 +127,11 @@ class SessionFinding:
     severity: int
     score: float
     reasons: tuple[str, ...]
+
+
+# Rows per statement when writing windows, and per transaction when pruning them.
+_WRITE_BATCH = 5_000
+_PRUNE_BATCH = 5_000
 
 
 def _at(epoch: float) -> datetime:
@@ -276,6 +311,71 @@ def save_state(store: Store, states: dict[str, dict[str, Any]]) -> None:
         conn.execute(stmt, [{"key": k, "state": v, "updated_at": now} for k, v in states.items()])
 
 
+def save_windows(store: Store, windows: Sequence[WindowStat]) -> None:
+    """Store closed windows. One daemon writes each (node, stream); a window already stored is
+    kept as it is: the only second write is a re-emission after a restart from older saved state,
+    which counts just the lines read since the restart (the first write counted them all)."""
+    if not windows:
+        return
+    stmt = _upsert(store, WindowStatRow).on_conflict_do_nothing(
+        index_elements=["node", "stream", "window_start"]
+    )
+    rows = [
+        {
+            "node": w.node,
+            "stream": w.stream,
+            "window_start": w.window_start,
+            "events": w.events,
+            "anomalies": w.anomalies,
+            "max_severity": w.max_severity,
+            "expected": w.expected,
+        }
+        for w in windows
+    ]
+    with store.transaction() as conn:
+        for i in range(0, len(rows), _WRITE_BATCH):
+            conn.execute(stmt, rows[i : i + _WRITE_BATCH])
+
+
+def load_windows(
+    store: Store, *, after: float | None, before: float, max_windows: int
+) -> list[WindowStat]:
+    """Rows of every node with ``after < window_start < before`` (``after`` None: from the oldest),
+    of at most the ``max_windows`` oldest such windows; ordered by window, node, stream."""
+    where = [WindowStatRow.window_start < before]
+    if after is not None:
+        where.append(WindowStatRow.window_start > after)
+    with store.transaction() as conn:
+        starts = (
+            select(WindowStatRow.window_start)
+            .where(*where)
+            .distinct()
+            .order_by(WindowStatRow.window_start)
+            .limit(max_windows)
+            .subquery()
+        )
+        last = conn.scalar(select(func.max(starts.c.window_start)))
+        if last is None:
+            return []
+        rows = conn.execute(
+            select(WindowStatRow)
+            .where(*where, WindowStatRow.window_start <= last)
+            .order_by(WindowStatRow.window_start, WindowStatRow.node, WindowStatRow.stream)
+        ).all()
+    return [
+        WindowStat(
+            r.node,
+            r.stream,
+            float(r.window_start),
+            int(r.events),
+            int(r.anomalies),
+            int(r.max_severity),
+            None if r.expected is None else float(r.expected),
+        )
+        for r in rows
+    ]
+
+
 def overview_report(store: Store, node: str | None = None) -> dict[str, Any]:
     """Counts for ``logwatch status``: incidents, anomalous sessions, open sessions per daemon."""
     with store.transaction() as conn:
@@ -309,13 +409,33 @@ def overview_report(store: Store, node: str | None = None) -> dict[str, Any]:
         }
 
 
-def prune(store: Store, before: datetime) -> int:
-    """Drop incidents and session findings that ended before ``before`` (retention)."""
+def prune(store: Store, before: datetime, *, batch: int = _PRUNE_BATCH) -> int:
+    """Drop incidents and session findings that ended before ``before``, and the windows that
+    started before it (retention). Windows go in transactions of about ``batch`` rows (whole
+    windows), so ingestion never waits behind a long delete."""
     with store.transaction() as conn:
         gone = conn.execute(delete(IncidentRow).where(IncidentRow.last_time < before)).rowcount
         gone += conn.execute(
             delete(SessionAnomalyRow).where(SessionAnomalyRow.last_time < before)
         ).rowcount
+    cutoff = before.timestamp()
+    while True:
+        with store.transaction() as conn:
+            # The start of the batch-th oldest old row: everything up to it is about one batch.
+            edge = conn.scalar(
+                select(WindowStatRow.window_start)
+                .where(WindowStatRow.window_start < cutoff)
+                .order_by(WindowStatRow.window_start)
+                .offset(batch - 1)
+                .limit(1)
+            )
+            upto = WindowStatRow.window_start < cutoff
+            if edge is not None:
+                upto = WindowStatRow.window_start <= edge
+            n = int(conn.execute(delete(WindowStatRow).where(upto)).rowcount)
+        gone += n
+        if edge is None or n == 0:
+            break
     return int(gone)
 
 

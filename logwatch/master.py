@@ -59,6 +59,12 @@ def log_time(ts: datetime | None, fallback: datetime) -> float:
     return value.timestamp()
 
 
+def relative_volume(events: int, expected: float | None) -> float:
+    """A window's volume against the usual: ``log((events + 1) / (expected + 1))``, 0 = as usual
+    or unknown (``expected`` None)."""
+    return 0.0 if expected is None else math.log((events + 1.0) / (expected + 1.0))
+
+
 @dataclass(frozen=True, slots=True)
 class StreamWindow:
     """One stream's numbers in one window."""
@@ -263,7 +269,7 @@ class WindowAggregator:
             events, anomalies, max_severity = cells.get(stream, (0, 0, 0))
             # Compare with the baseline as it was before this window, then learn from it.
             expected = self.baseline.expected(stream, start)
-            volume = 0.0 if expected is None else math.log((events + 1.0) / (expected + 1.0))
+            volume = relative_volume(events, expected)
             self.baseline.update(stream, start, events)
             if events > 0 or anomalies > 0:
                 self._last_active[stream] = k

@@ -5,6 +5,12 @@ at the end of each poll (``poll_end``) or of a ``--once`` run (``finish_once``) 
 sessions and scores them with each stream's session model, scores the closed time windows with the
 master model, groups everything into incidents, and stores what it found.
 
+The master model sees the whole fleet. Every daemon writes its closed windows (per stream: events,
+anomalies, highest severity, the usual volume from its own baseline) to ``window_stats``; the
+leader (the holder of the master lease) reads the windows of every node back once they ended
+``1 + FLEET_GRACE_WINDOWS`` windows ago, scores them with streams named ``node/stream``, and keeps
+the start of the newest window it scored (``master-watermark``) with the model's state.
+
 Time is the logs' own time where lines carry one (epoch seconds, zone-less read as UTC); a line
 without a time takes its stream's previous time, and a stream without times the wall clock.
 Open sessions, open windows and open incidents live in memory only: after a restart they start
@@ -14,16 +20,25 @@ afresh (a session spanning a restart is judged on its part after it).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from logwatch import incident_store
 from logwatch.config import Config
-from logwatch.errors import StateCorruptError
-from logwatch.incident_store import SessionFinding
+from logwatch.errors import StateCorruptError, StorageError
+from logwatch.incident_store import SessionFinding, WindowStat
 from logwatch.incidents import Incident, IncidentGrouper, SessionEvidence, anomaly_time
-from logwatch.master import MasterModel, WindowAggregator, WindowVerdict
+from logwatch.master import (
+    MasterModel,
+    StreamWindow,
+    WindowAggregator,
+    WindowVector,
+    WindowVerdict,
+    relative_volume,
+)
 from logwatch.records import Anomaly, Event
 from logwatch.sessions import ClosedSession, SessionKeys, SessionModel, SessionTracker
 from logwatch.storage import Store
@@ -34,6 +49,18 @@ log = logging.getLogger(__name__)
 MAX_PENDING = 100_000
 # Model state is saved at most this often in daemon mode (seconds), and at the end of a run.
 SAVE_EVERY_SECONDS = 300.0
+# A daemon writes a window once it ended one window before its poll (its own grace for lines that
+# arrive late); the leader scores the fleet's windows this many windows later still, so a daemon
+# whose poll runs up to that much behind the leader's is in the window all the same.
+FLEET_GRACE_WINDOWS = 1
+# Windows the leader reads and scores in one poll at most: a backlog is caught up over polls.
+MAX_FLEET_WINDOWS = 1440
+# Window rows held for the next poll when the database could not take them (newest kept).
+MAX_UNPUBLISHED = 100_000
+# model_state keys: the master model (the leader's), the start of the newest window it scored
+# (saved with the model, in one transaction), and each node's window aggregator (its baseline).
+MASTER_KEY = "master"
+WATERMARK_KEY = "master-watermark"
 
 
 @dataclass
@@ -64,9 +91,13 @@ class Overview:
         self.aggregator: WindowAggregator | None = None
         self.master: MasterModel | None = None
         if config.master_model:
-            self.aggregator = WindowAggregator(config.master_window_seconds)
+            self.aggregator = self._restore_aggregator()
             self.master = MasterModel(random_state=config.random_state)
-            self._restore_master()
+        # The master model and its watermark are read when this daemon first leads (again):
+        # another daemon may have led meanwhile.
+        self._master_loaded = False
+        self._scored_to: float | None = None  # start of the newest window the master scored
+        self._unpublished: list[WindowStat] = []  # closed windows not written yet (an outage)
         self.grouper = IncidentGrouper(config.master_window_seconds)
         # Only one daemon of a fleet runs the master model (the holder of the master lease).
         self.leader = True
@@ -120,12 +151,7 @@ class Overview:
         result = OverviewResult()
         closed = self.tracker.expire(wall)
         evidence = self._judge_sessions(closed, result, once=False)
-        verdicts: list[WindowVerdict] = []
-        if self.aggregator is not None and self.master is not None and self.leader:
-            vectors = self.aggregator.closed(wall)
-            if vectors:
-                verdicts = self.master.score(vectors)
-                self._dirty.add("master")
+        verdicts = self._fleet_windows(wall)
         result.windows = [v for v in verdicts if v.fitted and v.severity >= _window_floor()]
         pending, self._pending = self._pending, []
         incidents = self.grouper.add(pending, verdicts, evidence)
@@ -141,11 +167,15 @@ class Overview:
         result = OverviewResult()
         evidence = self._judge_sessions(self.tracker.close_all(), result, once=True)
         verdicts: list[WindowVerdict] = []
-        if self.aggregator is not None and self.master is not None and self.leader:
+        if self.aggregator is not None and self.master is not None:
+            # One process: its own windows, in memory; stored all the same for the fleet's view.
             vectors = self.aggregator.flush()
-            if vectors:
-                verdicts = self.master.score(vectors)
-                self._dirty.add("master")
+            self._publish(vectors)
+            if vectors and self.leader:
+                master = self._lead()
+                verdicts = master.score([_keyed(v, self.node) for v in vectors])
+                self._scored_to = max(self._scored_to or -math.inf, vectors[-1].start)
+                self._dirty.add(MASTER_KEY)
         result.windows = [v for v in verdicts if v.fitted and v.severity >= _window_floor()]
         pending, self._pending = self._pending, []
         incidents = self.grouper.add(pending, verdicts, evidence)
@@ -154,6 +184,48 @@ class Overview:
         result.incidents = _latest(incidents + closed)
         self._store(result, now.timestamp(), force=True)
         return result
+
+    def _fleet_windows(self, wall: float) -> list[WindowVerdict]:
+        """Daemon mode: write this node's closed windows; the leader scores the fleet's."""
+        if self.aggregator is None or self.master is None:
+            return []
+        self._publish(self.aggregator.closed(wall))
+        if not self.leader:
+            self._step_down()
+            return []
+        master = self._lead()
+        width = self.aggregator.window_seconds
+        before = (math.floor(wall / width) - 1 - FLEET_GRACE_WINDOWS) * width
+        rows = incident_store.load_windows(
+            self.store, after=self._scored_to, before=before, max_windows=MAX_FLEET_WINDOWS
+        )
+        vectors = fleet_vectors(rows, width)
+        if not vectors:
+            return []
+        verdicts = master.score(vectors)
+        self._scored_to = vectors[-1].start
+        self._dirty.add(MASTER_KEY)
+        return verdicts
+
+    def _publish(self, vectors: Sequence[WindowVector]) -> None:
+        """Write closed windows to ``window_stats``; rows a database outage kept out go with the
+        next poll's (the aggregator emits a window only once)."""
+        rows = self._unpublished + [
+            WindowStat(
+                self.node, s.stream, v.start, s.events, s.anomalies, s.max_severity, s.expected
+            )
+            for v in vectors
+            for s in v.streams
+        ]
+        self._unpublished = []
+        if not rows:
+            return
+        try:
+            incident_store.save_windows(self.store, rows)
+        except StorageError:
+            self._unpublished = rows[-MAX_UNPUBLISHED:]
+            raise
+        self._dirty.add(self._windows_key)
 
     def close(self, now: datetime) -> None:
         """Shutdown: save model state (open sessions and windows are not kept)."""
@@ -225,15 +297,48 @@ class Overview:
             self.session_models[stream] = model
         return model
 
-    def _restore_master(self) -> None:
-        state = incident_store.load_state(self.store, "master")
-        if state is None or self.master is None or self.aggregator is None:
-            return
-        try:
-            self.master = MasterModel.from_state(state["model"])
-            self.aggregator = WindowAggregator.from_state(state["windows"])
-        except (StateCorruptError, KeyError, TypeError, ValueError) as exc:
-            log.warning("master model state unreadable (%s); relearning", exc)
+    @property
+    def _windows_key(self) -> str:
+        return f"master-windows:{self.node}"
+
+    def _restore_aggregator(self) -> WindowAggregator:
+        """This node's window aggregator (its volume baseline), as last saved."""
+        width = self.config.master_window_seconds
+        state = incident_store.load_state(self.store, self._windows_key)
+        if state is not None:
+            try:
+                aggregator = WindowAggregator.from_state(state)
+                if aggregator.window_seconds == width:
+                    return aggregator
+                log.warning("master window length changed; relearning the volume baseline")
+            except (StateCorruptError, KeyError, TypeError, ValueError) as exc:
+                log.warning("window aggregator state unreadable (%s); relearning", exc)
+        return WindowAggregator(width)
+
+    def _lead(self) -> MasterModel:
+        """The master model, read with its watermark as the last leader saved them."""
+        if self._master_loaded and self.master is not None:
+            return self.master
+        master = MasterModel(random_state=self.config.random_state)
+        state = incident_store.load_state(self.store, MASTER_KEY)
+        if state is not None:
+            try:
+                master = MasterModel.from_state(state["model"])
+            except (StateCorruptError, KeyError, TypeError, ValueError) as exc:
+                log.warning("master model state unreadable (%s); relearning", exc)
+        mark = incident_store.load_state(self.store, WATERMARK_KEY)
+        start = None if mark is None else mark.get("start")
+        self._scored_to = float(start) if isinstance(start, int | float) else None
+        self.master, self._master_loaded = master, True
+        return master
+
+    def _step_down(self) -> None:
+        """Not the leader (any more): forget the model; the leader's saved state is the truth."""
+        if self._master_loaded:
+            self.master = MasterModel(random_state=self.config.random_state)
+            self._master_loaded = False
+            self._scored_to = None
+        self._dirty.discard(MASTER_KEY)
 
     def _store(self, result: OverviewResult, wall: float, *, force: bool) -> None:
         incident_store.save_sessions(self.store, result.sessions, self.node)
@@ -245,13 +350,14 @@ class Overview:
             self._sessions_reported = sessions
         if not self._dirty or not (force or wall - self._last_save >= SAVE_EVERY_SECONDS):
             return
-        states = {}
+        states: dict[str, dict[str, Any]] = {}
         for key in self._dirty:
-            if key == "master" and self.master is not None and self.aggregator is not None:
-                states[key] = {
-                    "model": self.master.to_state(),
-                    "windows": self.aggregator.to_state(),
-                }
+            if key == MASTER_KEY and self.master is not None and self._master_loaded:
+                # One transaction: a leader taking over finds the model and the windows it holds.
+                states[key] = {"model": self.master.to_state()}
+                states[WATERMARK_KEY] = {"start": self._scored_to}
+            elif key == self._windows_key and self.aggregator is not None:
+                states[key] = self.aggregator.to_state()
             elif key.startswith("session:"):
                 model = self.session_models.get(key[len("session:") :])
                 if model is not None:
@@ -278,6 +384,43 @@ class Overview:
 
 def _session_key(stream: str) -> str:
     return f"session:{stream}"
+
+
+def fleet_stream(node: str, stream: str) -> str:
+    """A stream as the master model names it: ``node/stream``, or the stream on a node-less run."""
+    return f"{node}/{stream}" if node else stream
+
+
+def _keyed(vector: WindowVector, node: str) -> WindowVector:
+    if not node:
+        return vector
+    return replace(
+        vector,
+        streams=tuple(replace(s, stream=fleet_stream(node, s.stream)) for s in vector.streams),
+    )
+
+
+def fleet_vectors(rows: Sequence[WindowStat], window_seconds: float) -> list[WindowVector]:
+    """Window vectors across nodes from ``window_stats`` rows ordered by window start."""
+    out: list[WindowVector] = []
+    cells: list[StreamWindow] = []
+    for i, row in enumerate(rows):
+        cells.append(
+            StreamWindow(
+                fleet_stream(row.node, row.stream),
+                row.events,
+                row.anomalies,
+                row.max_severity,
+                row.expected,
+                relative_volume(row.events, row.expected),
+            )
+        )
+        if i + 1 == len(rows) or rows[i + 1].window_start != row.window_start:
+            start = row.window_start
+            cells.sort(key=lambda c: c.stream)
+            out.append(WindowVector(start, start + window_seconds, tuple(cells)))
+            cells = []
+    return out
 
 
 def _window_floor() -> int:

@@ -27,6 +27,7 @@ TABLES = {
     "streams",
     "suppressions",
     "templates",
+    "window_stats",
 }
 
 

@@ -208,6 +208,23 @@ def test_anomalies_are_grouped_into_few_incidents_that_cover_the_truth(run: Run)
     assert (j.sessions_true, j.windows_hit) == (6, 1)
 
 
+def test_a_once_run_stores_its_windows_for_the_fleet_view(run: Run) -> None:
+    """--once scores its windows in memory and also writes them to window_stats, as a daemon does
+    (this run has no node: its streams are named as they are)."""
+    rows = incident_store.load_windows(run.store, after=None, before=1e12, max_windows=10_000)
+    assert {r.node for r in rows} == {""}
+    (start,) = run.truth.windows
+    degraded = {r.stream: r for r in rows if r.window_start == start}
+    assert set(SERVICES) <= set(degraded)
+    # Each of the services a little below its usual volume in the degraded minute.
+    for stream in SERVICES:
+        row = degraded[stream]
+        assert row.expected is not None and 0 < row.events < row.expected, row
+    # The master model's watermark is the newest window it scored.
+    mark = incident_store.load_state(run.store, "master-watermark")
+    assert mark == {"start": max(r.window_start for r in rows)}
+
+
 # -- daemon mode -----------------------------------------------------------------------------
 
 
