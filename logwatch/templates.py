@@ -244,6 +244,31 @@ _CHANGE = {
 }
 
 
+# A cluster this large has shown which of its words are constants: one message differing in such
+# a word is another event ("... by client SPP." beside 600 "... by client WindowsUpdateAgent."),
+# not proof that the word was a variable all along. Below this size Drain generalises as usual,
+# which is how "Invalid user admin" and "Invalid user test" become "Invalid user <*>".
+STEADY_CLUSTER_SIZE = 50
+_WORD = re.compile(r"[A-Za-z][A-Za-z.]*[A-Za-z]\.?$")
+
+
+class _SteadyDrain(Drain):  # type: ignore[misc]
+    """Drain that will not turn an established cluster's constant word into a variable."""
+
+    def fast_match(
+        self, cluster_ids: Any, tokens: list[str], sim_th: float, include_params: bool
+    ) -> LogCluster | None:
+        match: LogCluster | None = super().fast_match(cluster_ids, tokens, sim_th, include_params)
+        if match is None or match.size < STEADY_CLUSTER_SIZE:
+            return match
+        param = self.param_str
+        for constant, token in zip(match.log_template_tokens, tokens, strict=False):
+            if constant != token and constant != param and _WORD.match(constant):
+                if _WORD.match(token):
+                    return None  # Drain creates a new cluster for it
+        return match
+
+
 class StreamTemplates:
     """The templates of one stream: learn (``add``), look up (``match``), persist (``rows``)."""
 
@@ -261,7 +286,7 @@ class StreamTemplates:
         self.max_children = max_children
         self.max_clusters = max_clusters
         self.masker = masker if masker is not None else _DEFAULT_MASKER
-        self._drain: Any = Drain(
+        self._drain: Any = _SteadyDrain(
             depth=depth, sim_th=sim_th, max_children=max_children, max_clusters=max_clusters
         )
         # Drain files a token containing a digit under the tree's <*> branch instead of its own

@@ -260,10 +260,8 @@ def _grouping_accuracy(truth: Sequence[str], found: Sequence[int]) -> float:
 
 
 # Measured with the default parameters (bench/grouping.py: messages from logwatch.parser, so header
-# stripping counts too), minus a small margin. The issue asks for >= 0.90 on average and >= 0.75
-# everywhere. Windows is the exception: its main template "Session: <NUM>_<NUM> initialized by
-# client WindowsUpdateAgent." (608 lines) has a one-line sibling "... by client SPP.", 5 of 6 tokens
-# alike; a threshold that splits them also splits "Invalid user admin from <IP>" by user name.
+# stripping counts too), minus a small margin where there is room. The issue asks for >= 0.90 on
+# average and >= 0.75 everywhere; Linux (0.751) and Mac (0.753) sit right at that floor.
 EXPECTED_FLOOR = {
     "Android": 0.90,
     "Apache": 0.99,
@@ -271,14 +269,14 @@ EXPECTED_FLOOR = {
     "Hadoop": 0.97,
     "HealthApp": 0.98,
     "Linux": 0.75,
-    "Mac": 0.74,
+    "Mac": 0.75,
     "OpenSSH": 0.98,
     "Proxifier": 0.98,
     "Spark": 0.90,
-    "Windows": 0.68,
+    "Windows": 0.98,
     "Zookeeper": 0.97,
 }
-EXPECTED_AVERAGE = 0.90
+EXPECTED_AVERAGE = 0.93
 
 
 @needs_loghub
@@ -297,3 +295,21 @@ def test_grouping_accuracy_on_loghub() -> None:
     low = {name: acc for name, acc in accuracy.items() if acc < EXPECTED_FLOOR.get(name, 0.75)}
     assert not low, f"grouping accuracy regressed: {low}"
     assert sum(accuracy.values()) / len(accuracy) >= EXPECTED_AVERAGE
+
+
+def test_an_established_constant_word_is_not_made_a_variable_by_one_message() -> None:
+    """600 sessions "initialized by client WindowsUpdateAgent." then one "... client SPP.": the
+    one-off is another event, not proof that the client name was a variable all along. Early on,
+    before a cluster is established, differing words still generalise as Drain does."""
+    st_ = StreamTemplates()
+    early = [st_.add(f"Invalid user {name} from 10.0.0.{i}") for i, name in enumerate("abcde")]
+    assert early[-1].template == "Invalid user <*> from <IP>"
+    assert len({m.template_id for m in early}) == 1
+    steady = [
+        st_.add(f"Session: {i}_{i * 7} initialized by client WindowsUpdateAgent.")
+        for i in range(60)
+    ]
+    odd = st_.add("Session: 61_427 initialized by client SPP.")
+    assert odd.template_id != steady[-1].template_id
+    assert st_.template(steady[-1].template_id).endswith("client WindowsUpdateAgent.")
+    assert odd.change is TemplateChange.CREATED
