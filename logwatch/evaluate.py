@@ -22,14 +22,12 @@ class Label:
     kind: str
 
 
-@dataclass(frozen=True)
-class Evaluation:
+class Scores:
+    """Precision, recall and F1 from ``labelled``, ``reported`` and ``true_positives``."""
+
     labelled: int
     reported: int
     true_positives: int
-    lines_total: int | None
-    missed: tuple[Label, ...]
-    kinds_found: dict[str, tuple[int, int]]  # kind -> (found, labelled)
 
     @property
     def precision(self) -> float:
@@ -43,6 +41,16 @@ class Evaluation:
     def f1(self) -> float:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
+
+
+@dataclass(frozen=True)
+class Evaluation(Scores):
+    labelled: int
+    reported: int
+    true_positives: int
+    lines_total: int | None
+    missed: tuple[Label, ...]
+    kinds_found: dict[str, tuple[int, int]]  # kind -> (found, labelled)
 
     @property
     def false_positive_rate(self) -> float | None:
@@ -107,7 +115,7 @@ class SessionLabel:
 
 
 @dataclass(frozen=True)
-class SessionEvaluation:
+class SessionEvaluation(Scores):
     """Labelled sessions against flagged ones: a session is flagged when the session model
     flagged it or any of its lines was reported."""
 
@@ -116,19 +124,6 @@ class SessionEvaluation:
     reported: int  # labelled sessions that were flagged
     true_positives: int
     missed: tuple[str, ...]
-
-    @property
-    def precision(self) -> float:
-        return self.true_positives / self.reported if self.reported else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.true_positives / self.labelled if self.labelled else 0.0
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
 
     @property
     def false_positive_rate(self) -> float | None:
