@@ -546,18 +546,33 @@ class Pipeline:
                 retired_cache[stream_id] = self.store.recent_retired(stream_id)
             return retired_cache[stream_id]
 
+        # Unchanged files (same path, same attributes: same inode) continue as they are; only the
+        # rest needs reconciling. On an idle poll that is all of them, and reconcile does nothing.
+        order = {snap.path: i for i, snap in enumerate(snaps)}
+        steady: list[tuple[FileSnapshot, TrackedFile]] = []
+        rest: list[FileSnapshot] = []
+        others = dict(self._files)
+        for snap in snaps:
+            row = others.get(snap.path)
+            if row is not None and row.attr_hash == snap.attr_hash:
+                steady.append((snap, row))
+                del others[snap.path]
+            else:
+                rest.append(snap)
         actions = identity.reconcile(
-            snaps,
-            self._files,
+            rest,
+            others,
             still_valid=self._still_valid,
             carries=self._carries,
             retired=retired,
             stream_of=lambda snap: self._stream(snap.stream).id,
         )
-        work: list[tuple[FileSnapshot, TrackedFile]] = []
+        continued = [(a.snap, a.row) for a in actions if isinstance(a, identity.Continue)]
+        # Files in scan order, as if reconcile had seen them all.
+        work = sorted(steady + continued, key=lambda item: order[item[0].path])
         for action in actions:
             if isinstance(action, identity.Continue):
-                work.append((action.snap, action.row))
+                continue
             elif isinstance(action, identity.Truncated):
                 log.warning("%s was truncated; reading it again from the start", action.snap.path)
                 self.store.retire_file(action.row.id, "truncated", truncated=True)
