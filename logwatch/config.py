@@ -62,7 +62,7 @@ class Config:
     max_train_samples: int = 4096  # events kept to fit a stream model (bounded memory)
     # Streams kept in memory (templates, statistics, model); the least recently active beyond
     # this are dropped and reloaded from the database when they next get lines.
-    max_live_streams: int = 200
+    max_live_streams: int = 100
     n_estimators: int = 100
     random_state: int = 42
     min_severity: int = 40  # anomalies below this severity are not recorded
