@@ -144,6 +144,7 @@ class Pipeline:
         # Streams in memory, least recently used first; beyond max_live_streams the oldest is
         # dropped (everything it knows is in the database; only its training reservoir is lost).
         self._streams: OrderedDict[str, StreamRuntime] = OrderedDict()
+        self._stream_ids: dict[str, int] = {}
         self._files: dict[str, TrackedFile] = store.active_files()
         self._files_stale = False
         self._skips_noted: set[tuple[str, str]] = set()
@@ -264,6 +265,16 @@ class Pipeline:
 
     # ------------------------------------------------------------------ streams
 
+    def _stream_id(self, name: str) -> int:
+        """A stream's id without loading it (identity planning needs no templates or model)."""
+        runtime = self._streams.get(name)
+        if runtime is not None:
+            return runtime.id
+        stream_id = self._stream_ids.get(name)
+        if stream_id is None:
+            stream_id = self._stream_ids[name] = self.store.stream_id(name)
+        return stream_id
+
     def _stream(self, name: str) -> StreamRuntime:
         runtime = self._streams.get(name)
         if runtime is not None:
@@ -271,7 +282,7 @@ class Pipeline:
             return runtime
         while len(self._streams) >= self.config.max_live_streams:
             self._streams.popitem(last=False)
-        stored = self.store.load_stream(self.store.stream_id(name))
+        stored = self.store.load_stream(self._stream_id(name))
         templates = StreamTemplates.from_rows(
             stored.templates, sim_th=self.config.template_sim_th, depth=self.config.template_depth
         )
@@ -541,7 +552,7 @@ class Pipeline:
         retired_cache: dict[int, list[TrackedFile]] = {}
 
         def retired(snap: FileSnapshot) -> list[TrackedFile]:
-            stream_id = self._stream(snap.stream).id
+            stream_id = self._stream_id(snap.stream)
             if stream_id not in retired_cache:
                 retired_cache[stream_id] = self.store.recent_retired(stream_id)
             return retired_cache[stream_id]
@@ -565,7 +576,7 @@ class Pipeline:
             still_valid=self._still_valid,
             carries=self._carries,
             retired=retired,
-            stream_of=lambda snap: self._stream(snap.stream).id,
+            stream_of=lambda snap: self._stream_id(snap.stream),
         )
         continued = [(a.snap, a.row) for a in actions if isinstance(a, identity.Continue)]
         # Files in scan order, as if reconcile had seen them all.
@@ -610,7 +621,7 @@ class Pipeline:
         fp_len, fp_hash = watcher.fingerprint(snap.path, compressed=snap.compressed)
         return self.store.add_file(
             path=snap.path,
-            stream_id=self._stream(snap.stream).id,
+            stream_id=self._stream_id(snap.stream),
             dev=snap.dev,
             ino=snap.ino,
             fp_len=fp_len,
