@@ -410,15 +410,21 @@ def overview_report(store: Store, node: str | None = None) -> dict[str, Any]:
 
 
 def prune(store: Store, before: datetime, *, batch: int = _PRUNE_BATCH) -> int:
-    """Drop incidents and session findings that ended before ``before``, and the windows that
-    started before it (retention). Windows go in transactions of about ``batch`` rows (whole
-    windows), so ingestion never waits behind a long delete."""
+    """Drop incidents and session findings last stored before ``before``, and windows more than
+    the retention older than the newest window (retention). Stored times, and for windows the
+    logs' own clock, are what count: an archive of March processed today is not pruned at once.
+    Windows go in transactions of about ``batch`` rows (whole windows), so ingestion never waits
+    behind a long delete."""
     with store.transaction() as conn:
-        gone = conn.execute(delete(IncidentRow).where(IncidentRow.last_time < before)).rowcount
+        gone = conn.execute(delete(IncidentRow).where(IncidentRow.updated_at < before)).rowcount
         gone += conn.execute(
-            delete(SessionAnomalyRow).where(SessionAnomalyRow.last_time < before)
+            delete(SessionAnomalyRow).where(SessionAnomalyRow.detected_at < before)
         ).rowcount
+        newest = conn.scalar(select(func.max(WindowStatRow.window_start)))
+    span = utcnow().timestamp() - before.timestamp()  # the retention itself
     cutoff = before.timestamp()
+    if newest is not None:
+        cutoff = min(cutoff, float(newest) - span)
     while True:
         with store.transaction() as conn:
             # The start of the batch-th oldest old row: everything up to it is about one batch.

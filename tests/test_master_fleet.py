@@ -12,7 +12,7 @@ watermark, scoring only the windows not scored yet. On SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -209,8 +209,9 @@ def test_window_rows_are_written_once_and_pruned_with_retention(store: Store) ->
     )
     assert sorted({r.window_start for r in some}) == [START + k * W for k in range(10, 15)]
     assert len(some) == 5 * 4
-    # Retention: windows that started before the cut-off go, a batch of rows per transaction.
-    cutoff = datetime.fromtimestamp(START + 60 * W, UTC)
+    # Retention, by the logs' own clock: windows more than the retention older than the newest
+    # (START + 109 W) go — here a retention of 49 windows — a batch of rows per transaction.
+    cutoff = datetime.now(UTC) - timedelta(seconds=49 * W)
     gone = incident_store.prune(store, cutoff, batch=7)
     assert gone == 60 * 4
     left = incident_store.load_windows(store, after=None, before=START + 200 * W, max_windows=500)

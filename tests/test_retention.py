@@ -223,3 +223,25 @@ def test_run_retention_option_rejects_nonsense(tmp_path: Any) -> None:
     )
     assert result.exit_code == 2
     assert "'forever' is not a retention" in result.output
+
+
+def test_an_old_archive_processed_today_is_not_pruned_at_once(store: Store, tmp_path: Any) -> None:
+    """Incidents and windows of March logs, processed today: retention counts from when they were
+    stored (incidents) and from the logs' own newest window (windows), not from today."""
+    from pathlib import Path
+
+    from logwatch import incident_store
+    from logwatch.config import Config
+    from logwatch.pipeline import Pipeline
+    from overview_logs import generate
+
+    root = Path(tmp_path) / "logs"
+    generate(root, minutes=240, blocks=60, broken=2)
+    Pipeline(Config(log_dir=root, db_url=store.url, once=True), store).run_once(datetime.now(UTC))
+    incidents = incident_store.incidents(store)
+    windows = incident_store.load_windows(store, after=None, before=1e12, max_windows=100_000)
+    assert incidents and windows
+    incident_store.prune(store, datetime.now(UTC) - timedelta(days=30))
+    assert len(incident_store.incidents(store)) == len(incidents)
+    left = incident_store.load_windows(store, after=None, before=1e12, max_windows=100_000)
+    assert len(left) == len(windows)
