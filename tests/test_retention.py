@@ -230,10 +230,11 @@ def test_an_old_archive_processed_today_is_not_pruned_at_once(store: Store, tmp_
     stored (incidents) and from the logs' own newest window (windows), not from today."""
     from pathlib import Path
 
+    from overview_logs import generate
+
     from logwatch import incident_store
     from logwatch.config import Config
     from logwatch.pipeline import Pipeline
-    from overview_logs import generate
 
     root = Path(tmp_path) / "logs"
     generate(root, minutes=240, blocks=60, broken=2)
