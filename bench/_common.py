@@ -82,6 +82,21 @@ def _fmt(c: object) -> str:
 # ---------------------------------------------------------------------------- child processes
 
 
+def daemon_cmd(logs: Path, db: Path, poll_interval: float) -> list[str]:
+    """The daemon on a SQLite database, as the live and memory benches run it (node "bench")."""
+    return logwatch_cmd(
+        "run",
+        "--log-dir",
+        str(logs),
+        "--db-url",
+        f"sqlite:///{db}",
+        "--poll-interval",
+        f"{poll_interval:g}",
+        "--node",
+        "bench",
+    )
+
+
 def logwatch_cmd(*args: str) -> list[str]:
     return [sys.executable, str(ROOT / "main.py"), *args]
 

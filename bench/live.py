@@ -162,17 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             blobs.append(b"".join(encoded))
             cuts.append([0, *itertools.accumulate(len(e) for e in encoded)])
 
-        cmd = c.logwatch_cmd(
-            "run",
-            "--log-dir",
-            str(logs),
-            "--db-url",
-            f"sqlite:///{db}",
-            "--poll-interval",
-            str(args.poll_interval),
-            "--node",
-            "bench",
-        )
+        cmd = c.daemon_cmd(logs, db, args.poll_interval)
         daemon = subprocess.Popen(
             cmd, cwd=c.ROOT, stdout=subprocess.DEVNULL, stderr=open(scratch / "daemon.err", "wb")
         )

@@ -80,17 +80,7 @@ def many_streams(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     logs, db = scratch / "streams", scratch / "streams.db"
     total = args.streams * args.stream_lines
     generate(logs, total, parse_systems("all"), args.streams, args.seed)
-    cmd = c.logwatch_cmd(
-        "run",
-        "--log-dir",
-        str(logs),
-        "--db-url",
-        f"sqlite:///{db}",
-        "--poll-interval",
-        "1",
-        "--node",
-        "bench",
-    )
+    cmd = c.daemon_cmd(logs, db, 1)
     start = time.time()
     proc = subprocess.Popen(cmd, cwd=c.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     hwm = 0

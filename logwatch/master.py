@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from logwatch.decide import severity_from_tail
 from logwatch.detectors import StreamDetector
+from logwatch.records import epoch_seconds
 
 # Column kinds of a stream, in this order. Every kind is 0 when a stream has nothing to say (no
 # anomaly, usual volume or unknown volume), so padding a row for a stream it predates with zeros is
@@ -53,10 +54,9 @@ def log_time(ts: datetime | None, fallback: datetime) -> float:
     A log timestamp without a zone is taken as UTC, as everywhere else in logwatch; ``datetime``'s
     own ``timestamp()`` would read it as the host's local time instead.
     """
-    value = ts if ts is not None else fallback
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+    seconds = epoch_seconds(ts if ts is not None else fallback)
+    assert seconds is not None
+    return seconds
 
 
 def relative_volume(events: int, expected: float | None) -> float:

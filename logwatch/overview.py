@@ -23,7 +23,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from logwatch import incident_store
@@ -39,7 +39,7 @@ from logwatch.master import (
     WindowVerdict,
     relative_volume,
 )
-from logwatch.records import Anomaly, Event
+from logwatch.records import Anomaly, Event, epoch_seconds
 from logwatch.sessions import ClosedSession, SessionKeys, SessionModel, SessionTracker
 from logwatch.storage import Store
 
@@ -99,6 +99,7 @@ class Overview:
         self._scored_to: float | None = None  # start of the newest window the master scored
         self._unpublished: list[WindowStat] = []  # closed windows not written yet (an outage)
         self.grouper = IncidentGrouper(config.master_window_seconds)
+        self._window_floor = self.grouper.window_min_severity  # windows worth reporting
         # Only one daemon of a fleet runs the master model (the holder of the master lease).
         self.leader = True
         self._pending: list[Anomaly] = []
@@ -122,12 +123,8 @@ class Overview:
         keys, tracker, aggregator = self.keys, self.tracker, self.aggregator
         previous = self._stream_time.get(stream, now)
         for event, template_id in zip(events, template_ids, strict=True):
-            ts = event.parsed.timestamp
-            at = (
-                (ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).timestamp()
-                if ts
-                else previous
-            )
+            seconds = epoch_seconds(event.parsed.timestamp)
+            at = seconds if seconds is not None else previous
             previous = at
             for key in keys.keys(stream, event.text):
                 tracker.observe(stream, key, template_id, path, event.line_no, at)
@@ -152,10 +149,10 @@ class Overview:
         closed = self.tracker.expire(wall)
         evidence = self._judge_sessions(closed, result, once=False)
         verdicts = self._fleet_windows(wall)
-        result.windows = [v for v in verdicts if v.fitted and v.severity >= _window_floor()]
+        result.windows = [v for v in verdicts if v.fitted and v.severity >= self._window_floor]
         pending, self._pending = self._pending, []
         incidents = self.grouper.add(pending, verdicts, evidence)
-        self._remember_groups(pending, incidents)
+        self._remember_groups(incidents)
         incidents += self.grouper.expire(self._watermark(wall))
         result.incidents = incidents
         self._store(result, wall, force=False)
@@ -176,10 +173,10 @@ class Overview:
                 verdicts = master.score([_keyed(v, self.node) for v in vectors])
                 self._scored_to = max(self._scored_to or -math.inf, vectors[-1].start)
                 self._dirty.add(MASTER_KEY)
-        result.windows = [v for v in verdicts if v.fitted and v.severity >= _window_floor()]
+        result.windows = [v for v in verdicts if v.fitted and v.severity >= self._window_floor]
         pending, self._pending = self._pending, []
         incidents = self.grouper.add(pending, verdicts, evidence)
-        self._remember_groups(pending, incidents)
+        self._remember_groups(incidents)
         closed = self.grouper.flush()
         result.incidents = _latest(incidents + closed)
         self._store(result, now.timestamp(), force=True)
@@ -366,7 +363,7 @@ class Overview:
         self._dirty.clear()
         self._last_save = wall
 
-    def _remember_groups(self, anomalies: Sequence[Anomaly], incidents: list[Incident]) -> None:
+    def _remember_groups(self, incidents: list[Incident]) -> None:
         titles = {i.id: i.title for i in incidents}
         self.incident_of = {
             key: (incident_id, titles.get(incident_id, incident_id))
@@ -421,10 +418,6 @@ def fleet_vectors(rows: Sequence[WindowStat], window_seconds: float) -> list[Win
             out.append(WindowVector(start, start + window_seconds, tuple(cells)))
             cells = []
     return out
-
-
-def _window_floor() -> int:
-    return IncidentGrouper().window_min_severity
 
 
 def _latest(incidents: list[Incident]) -> list[Incident]:

@@ -51,6 +51,7 @@ from logwatch.records import (
     TemplateMatch,
     TemplateRow,
     TrackedFile,
+    epoch_seconds,
 )
 from logwatch.storage import FileUpdate, Store, StoredModel, StreamUpdate
 from logwatch.templates import StreamTemplates
@@ -138,7 +139,6 @@ class Pipeline:
         self.feedback: FeedbackRules | None = None
         self.marked_normal = 0  # anomalies not recorded because their template was marked normal
         self.overview = Overview(config, store, self._template_text, node=node)
-        self._scored: tuple[list[Event], list[int]] = ([], [])  # the last batch analysed
         # Checked between batches: a stop request finishes the batch in hand, then returns.
         self.stop = stop or threading.Event()
         # Streams in memory, least recently used first; beyond max_live_streams the oldest is
@@ -388,7 +388,7 @@ class Pipeline:
                 fd=drain_fd,
             ):
                 end_offset, end_line_no, n_lines, n_truncated = result_end
-                anomalies, update = self._analyse(runtime, events, snap, now, scoring)
+                anomalies, update, scored = self._analyse(runtime, events, snap, now, scoring)
                 file_update = FileUpdate(
                     file_id=tracked.id,
                     expected_offset=tracked.offset,
@@ -413,8 +413,7 @@ class Pipeline:
                     self._files_stale = True
                     raise
                 runtime.templates.mark_clean()
-                scored, template_ids = self._scored
-                self.overview.observe(snap.stream, snap.path, scored, template_ids, now.timestamp())
+                self.overview.observe(snap.stream, snap.path, *scored, now.timestamp())
                 self.overview.found(anomalies, now.timestamp())
                 self.metrics.observe_stream(snap.stream, n_lines, len(events))
                 for found in anomalies:
@@ -743,7 +742,7 @@ class Pipeline:
             if parsed.fields
             else ()
         )
-        ts = _log_seconds(parsed.timestamp)
+        ts = epoch_seconds(parsed.timestamp)
         last = stats.last_ts  # stats.gap_before(ts), inline
         sketch = EventSketch(
             match.template_id,
@@ -765,10 +764,11 @@ class Pipeline:
         snap: FileSnapshot,
         now: datetime,
         scoring: Scoring | None,
-    ) -> tuple[list[Anomaly], StreamUpdate]:
+    ) -> tuple[list[Anomaly], StreamUpdate, tuple[list[Event], list[int]]]:
+        """Score a batch: its anomalies, the stream update to commit with it, and the events it
+        scored (duplicates collapsed) with their template ids, for the bird's-eye stage."""
         unique = _collapse(events)
         sketches = [self._observe(runtime.templates, runtime.stats, e) for e in unique]
-        self._scored = (unique, [s.template_id for s in sketches])
         runtime.since_fit += len(sketches)
         update = StreamUpdate(
             runtime.id,
@@ -852,7 +852,7 @@ class Pipeline:
             )
             for row in self._changed_rows(runtime)
         ]
-        return anomalies, update
+        return anomalies, update, (unique, [s.template_id for s in sketches])
 
     def _closest(
         self, event: Event, sketch: EventSketch, feats: Features, scoring: Scoring
@@ -921,14 +921,6 @@ class Pipeline:
         ).fit(matrix, FEATURE_NAMES)
 
 
-def _epoch(ts: datetime | None) -> float | None:
-    """Log time as epoch seconds; a naive time (no zone in the log) is read as UTC, which keeps
-    gaps within a stream right whatever its real zone."""
-    if ts is None:
-        return None
-    return (ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).timestamp()
-
-
 def _example(event: Event) -> str:
     return event.parsed.message[:_EXAMPLE_CHARS]
 
@@ -949,19 +941,6 @@ def mark_differences(event_text: str, normal_text: str) -> str:
 def _slots(match: TemplateMatch) -> tuple[tuple[int, str], ...]:
     positions = _template_facts(match.template)[0]
     return tuple(zip(positions, match.slot_values, strict=False))
-
-
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-
-
-def _log_seconds(ts: datetime | None) -> float | None:
-    """``_epoch``, without building an aware copy of a naive time: the same timedelta, so the
-    same float."""
-    if ts is None:
-        return None
-    if ts.tzinfo is None:
-        return (ts - _NAIVE_EPOCH).total_seconds()
-    return ts.timestamp()
 
 
 # Template text -> (positions of its variable tokens, whether it has a trouble word): a few

@@ -11,6 +11,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
+def epoch_seconds(ts: datetime | None) -> float | None:
+    """Log time as epoch seconds. A time without a zone is read as UTC, everywhere in logwatch
+    (``datetime.timestamp()`` would take the host's local zone): gaps within a stream come out
+    right whatever its real zone. Naive times skip building an aware copy (hot path)."""
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        return (ts - _NAIVE_EPOCH).total_seconds()
+    return ts.timestamp()
+
+
 # JSON attribute values kept from JSON log lines (nested objects are flattened to dotted keys).
 FieldValue = str | int | float | bool | None
 
