@@ -114,6 +114,16 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def tree_rss_kb(pid: int) -> int:
+    """VmRSS (kB) of a process plus its children (--once learns streams in forked children)."""
+    total = proc_status(pid).get("VmRSS", 0)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return total + sum(proc_status(int(child)).get("VmRSS", 0) for child in children)
+
+
 @dataclass
 class ChildRun:
     seconds: float
@@ -123,6 +133,8 @@ class ChildRun:
     peak_rss_mb: float  # VmHWM as last read before the process ended
     cpu_seconds: float = 0.0  # user + system time of the child (robust on a busy machine)
     rss_timeline_mb: list[tuple[float, float]] = field(default_factory=list)  # (s, VmRSS MB)
+    # Largest sampled RSS of the process and its children together (sampled, so a lower bound).
+    peak_tree_rss_mb: float = 0.0
 
 
 def run_child(
@@ -134,7 +146,7 @@ def run_child(
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env
     )
-    hwm = 0
+    hwm = tree_peak = 0
     timeline: list[tuple[float, float]] = []
     import threading
 
@@ -151,6 +163,7 @@ def run_child(
         if st:
             hwm = max(hwm, st.get("VmHWM", 0))
             timeline.append((time.perf_counter() - start, st.get("VmRSS", 0) / 1024))
+            tree_peak = max(tree_peak, tree_rss_kb(proc.pid))
         t.join(sample_every)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -163,6 +176,7 @@ def run_child(
         peak_rss_mb=hwm / 1024,
         cpu_seconds=cpu,
         rss_timeline_mb=timeline,
+        peak_tree_rss_mb=tree_peak / 1024,
     )
 
 

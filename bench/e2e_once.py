@@ -63,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"ratio logwatch / drain3: {ratio_wall:.2f}x wall, {ratio_cpu:.2f}x CPU, {ratio_net:.2f}x "
         "CPU net of start-up (target >= 2x)"
     )
+    print(
+        f"peak RSS {lw.peak_rss_mb:,.0f} MB; with its learning children (sampled) "
+        f"{lw.peak_tree_rss_mb:,.0f} MB"
+    )
     print(f"logwatch's summary: {lw.stdout.strip().splitlines()[-1] if lw.stdout.strip() else '-'}")
     c.emit(
         "e2e_once",
@@ -79,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ratio_cpu": round(ratio_cpu, 3),
             "ratio_cpu_net": round(ratio_net, 3),
             "peak_rss_mb": round(lw.peak_rss_mb, 1),
+            "peak_rss_with_learning_children_mb": round(lw.peak_tree_rss_mb, 1),
             "target_ratio": 2.0,
         },
     )

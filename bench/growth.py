@@ -50,10 +50,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r.cpu_seconds - start_cpu,
                 n / r.cpu_seconds,
                 r.peak_rss_mb,
+                r.peak_tree_rss_mb,
             )
             for n, r in results
         ]
-        c.table(["lines", "wall s", "CPU s", "net CPU s", "lines/s (CPU)", "peak RSS MB"], rows)
+        c.table(
+            [
+                "lines",
+                "wall s",
+                "CPU s",
+                "net CPU s",
+                "lines/s (CPU)",
+                "peak RSS MB",
+                "with children MB",
+            ],
+            rows,
+        )
         (n1, r1), (n2, r2) = results
         ratio_wall = r2.seconds / r1.seconds
         ratio_cpu = r2.cpu_seconds / r1.cpu_seconds

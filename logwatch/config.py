@@ -60,6 +60,9 @@ class Config:
     retrain_every_events: int = 50_000  # live mode: refitted on its reservoir after this many more
     train_on_flagged: bool = False  # keep flagged events in the training reservoir
     max_train_samples: int = 4096  # events kept to fit a stream model (bounded memory)
+    # --once learns the next stream in a child process while the current one is scored (two
+    # cores busy instead of one); off: one process, streams learned in turn.
+    learn_ahead: bool = True
     # Streams kept in memory (templates, statistics, model); the least recently active beyond
     # this are dropped and reloaded from the database when they next get lines.
     max_live_streams: int = 100
@@ -137,9 +140,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             "bool": "boolean",
             "tuple": "list",
             "dict": "table",
-        }.get(
-            kind, kind
-        )
+        }.get(kind, kind)
         raise ConfigError(f"{source}: {name} = {raw!r} is not a valid {kind}") from None
 
 

@@ -392,9 +392,9 @@ def overview_report(store: Store, node: str | None = None) -> dict[str, Any]:
             )
         ).all()
         models = conn.scalar(
-            select(func.count()).select_from(ModelStateRow).where(
-                ModelStateRow.key.like("session:%")
-            )
+            select(func.count())
+            .select_from(ModelStateRow)
+            .where(ModelStateRow.key.like("session:%"))
         )
         return {
             "incidents": int(conn.scalar(q_inc) or 0),

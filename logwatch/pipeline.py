@@ -19,11 +19,14 @@ import stat
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from logwatch import identity, parser, reader, watcher
+from logwatch.ahead import Ahead, AheadFailed, can_fork
 from logwatch.config import Config
 from logwatch.crashpoints import crash_point
 from logwatch.decide import decide, severity_from_tail, warmup_severity
@@ -54,7 +57,7 @@ from logwatch.records import (
     epoch_seconds,
 )
 from logwatch.storage import FileUpdate, Store, StoredModel, StreamUpdate
-from logwatch.templates import StreamTemplates
+from logwatch.templates import StreamTemplates, _Recording
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,9 @@ _EXAMPLE_CHARS = 500
 # Identity: a fingerprint covers a file's first KiB; below 16 bytes it cannot tell files apart.
 _FINGERPRINT_BYTES = 1024
 _MIN_FINGERPRINT = 16
+# --once learns a stream in a child process ahead of its turn from this much unread input; below,
+# the fork and the transfer of what was learned cost more than the overlap gains.
+LEARN_AHEAD_MIN_BYTES = 256 * 1024
 
 
 @dataclass
@@ -213,15 +219,24 @@ class Pipeline:
         total_files = sum(len(w) for w in by_stream.values())
         total_bytes = sum(max(s.size - r.offset, 0) for w in by_stream.values() for s, r in w)
         display = progress(total_bytes, total_files) if progress else NullProgress()
+        order = sorted(by_stream.items())
+        for _, work in order:
+            work.sort(key=lambda item: _oldest_first(item[0]))
         with display:
             self.progress = display
+            next_learning: tuple[str, Ahead] | None = None
             try:
-                for name, work in sorted(by_stream.items()):
+                for index, (name, work) in enumerate(order):
                     if self.stop.is_set():
                         break
-                    work.sort(key=lambda item: _oldest_first(item[0]))
                     display.describe(f"learning {name}")
-                    scoring = self._learn(name, work, now)
+                    # The next stream is learned in a child process while this one is learned
+                    # (or waited for) and scored: two cores busy instead of one.
+                    this_learning = next_learning
+                    next_learning = self._learn_ahead(order[index + 1 :], now)
+                    scoring = self._learned(name, work, now, this_learning)
+                    if scoring is None:  # stopped while a child was learning it
+                        break
                     display.describe(name)
                     for snap, row in work:
                         if self.stop.is_set():
@@ -231,6 +246,8 @@ class Pipeline:
                             display.advance(max(snap.size - row.offset, 0))
                         display.file_done()
             finally:
+                if next_learning is not None:
+                    next_learning[1].cancel()
                 self.progress = NullProgress()
                 # _learn froze what it had learned out of the collector's way; let it go now.
                 gc.unfreeze()
@@ -312,12 +329,64 @@ class Pipeline:
         self._streams[name] = runtime
         return runtime
 
+    def _learned(
+        self,
+        name: str,
+        work: Sequence[tuple[FileSnapshot, TrackedFile]],
+        now: datetime,
+        learning: tuple[str, Ahead] | None,
+    ) -> Scoring | None:
+        """The stream's learning: from the child that learned it ahead, else learned here;
+        None when a stop request came while waiting for the child."""
+        if learning is not None and learning[0] == name:
+            try:
+                scoring, recording = learning[1].result(self.stop)
+            except AheadFailed as exc:
+                if self.stop.is_set():
+                    return None
+                log.debug("learning %s again in this process: %s", name, exc)
+            else:
+                self._stream(name).templates.replay(recording)
+                return cast(Scoring, scoring)
+        return self._learn(name, work, now)
+
+    def _learn_ahead(
+        self, rest: Sequence[tuple[str, list[tuple[FileSnapshot, TrackedFile]]]], now: datetime
+    ) -> tuple[str, Ahead] | None:
+        """Start learning the next stream in a child process, when that is worth a fork."""
+        if not rest or not self.config.learn_ahead or not can_fork():
+            return None
+        name, work = rest[0]
+        unread = sum(max(snap.size - row.offset, 0) for snap, row in work)
+        if unread < LEARN_AHEAD_MIN_BYTES:
+            return None
+        runtime = self._stream(name)  # loaded here: the child never touches the database
+        try:
+            return name, Ahead(lambda: self._learn_scratch(runtime, work, now), name)
+        except OSError as exc:  # no fork (memory, process limits): learned in turn instead
+            log.debug("cannot learn %s ahead: %s", name, exc)
+            return None
+
     def _learn(
         self, name: str, work: Sequence[tuple[FileSnapshot, TrackedFile]], now: datetime
     ) -> Scoring:
         """--once learning pass on a scratch copy: templates and statistics of the whole stream,
         then a model fitted on a seeded reservoir sample of its events. Nothing is committed."""
         runtime = self._stream(name)
+        scratch, recording = self._learn_scratch(runtime, work, now)
+        runtime.templates.replay(recording)
+        return scratch
+
+    def _learn_scratch(
+        self,
+        runtime: StreamRuntime,
+        work: Sequence[tuple[FileSnapshot, TrackedFile]],
+        now: datetime,
+    ) -> tuple[Scoring, _Recording | None]:
+        """The learning itself, on copies of ``runtime``'s state, without the database (it may
+        run in a child process): what was learned, and the record of where each event went, so
+        that processing the stream next (from the same template state, with the same events)
+        replays it instead of templating again."""
         # What is alive now (modules, the streams so far) is left out of the cyclic collector's
         # full passes, which over millions of events cost a fifth of the time while finding
         # nearly nothing; acyclic objects are still freed as soon as they are unreferenced.
@@ -329,31 +398,31 @@ class Pipeline:
         reservoir: list[EventSketch] = []
         rng = random.Random(self.config.random_state)
         seen = 0
-        # Where each event went is recorded, compactly, so that processing the stream next (from
-        # the same template state, with the same events) replays it instead of templating again.
+        limit = self.config.max_train_samples
         scratch.templates.record()
         for snap, row in work:
             batches = self._batches(snap, row.offset, row.line_no, flush=True, year=now.year)
             for events, _, _ in batches:
-                for event in _collapse(events):
-                    sketch = self._observe(scratch.templates, scratch.stats, event)
-                    scratch.examples[sketch.template_id] = _example(event)
-                    seen += 1
-                    # Reservoir sampling keeps the training sample bounded and unbiased.
-                    if len(reservoir) < self.config.max_train_samples:
-                        reservoir.append(sketch)
-                    else:
-                        slot = rng.randrange(seen)
-                        if slot < self.config.max_train_samples:
-                            reservoir[slot] = sketch
-        runtime.templates.replay(scratch.templates.recording())
+                with _collector_paused():
+                    for event in _collapse(events):
+                        sketch = self._observe(scratch.templates, scratch.stats, event)
+                        scratch.examples[sketch.template_id] = _example(event)
+                        seen += 1
+                        # Reservoir sampling keeps the training sample bounded and unbiased.
+                        if len(reservoir) < limit:
+                            reservoir.append(sketch)
+                        else:
+                            slot = rng.randrange(seen)
+                            if slot < limit:
+                                reservoir[slot] = sketch
+        recording = scratch.templates.recording()
         # A forest fitted on a handful of events says nothing; tiny streams are scored by the plain
         # signals (novel template, rare ERROR), as in daemon mode before a stream is trained.
         if len(reservoir) >= self.config.train_min_events:
             rows = self._features(reservoir, scratch)
             scratch.detector = self._fit(as_matrix(rows))
         gc.freeze()  # and what was learned: it is scored against until the stream is processed
-        return scratch
+        return scratch, recording
 
     # ------------------------------------------------------------------ files
 
@@ -388,7 +457,8 @@ class Pipeline:
                 fd=drain_fd,
             ):
                 end_offset, end_line_no, n_lines, n_truncated = result_end
-                anomalies, update, scored = self._analyse(runtime, events, snap, now, scoring)
+                with _collector_paused():
+                    anomalies, update, scored = self._analyse(runtime, events, snap, now, scoring)
                 file_update = FileUpdate(
                     file_id=tracked.id,
                     expected_offset=tracked.offset,
@@ -956,6 +1026,19 @@ def _template_facts(template: str) -> tuple[tuple[int, ...], bool]:
         positions = tuple(i for i, tok in enumerate(template.split()) if _VARIABLE.search(tok))
         facts = _FACTS[template] = (positions, has_trouble_words(template))
     return facts
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused: per-event work makes many objects and no cycles,
+    so its passes would only walk them (about 6% of a --once run)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _collapse(events: list[Event]) -> list[Event]:

@@ -233,7 +233,9 @@ def test_evaluate_cli_session_level_uses_session_findings_and_line_ids(tmp_path:
     )
     store.close()
     labels = tmp_path / "sessions.csv"
-    labels.write_text("session,label\nblk_7,Anomaly\nblk_101,Normal\nblk_8,Anomaly\nblk_102,Normal\n")
+    labels.write_text(
+        "session,label\nblk_7,Anomaly\nblk_101,Normal\nblk_8,Anomaly\nblk_102,Normal\n"
+    )
     result = CliRunner().invoke(
         cli, ["evaluate", "--labels", str(labels), "--db-url", url, "--format", "json"]
     )
