@@ -114,14 +114,26 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def _pss_kb(pid: int) -> int:
+    """Proportional set size (kB): pages shared with another process count half in each."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return proc_status(pid).get("VmRSS", 0)
+
+
 def tree_rss_kb(pid: int) -> int:
-    """VmRSS (kB) of a process plus its children (--once learns streams in forked children)."""
-    total = proc_status(pid).get("VmRSS", 0)
+    """Memory (kB) of a process and its children together (--once learns streams in forked
+    children): the sum of their PSS, since a forked child shares its parent's pages until either
+    writes them, and summing RSS would count those twice."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         children = []
-    return total + sum(proc_status(int(child)).get("VmRSS", 0) for child in children)
+    return _pss_kb(pid) + sum(_pss_kb(int(child)) for child in children)
 
 
 @dataclass
@@ -133,7 +145,7 @@ class ChildRun:
     peak_rss_mb: float  # VmHWM as last read before the process ended
     cpu_seconds: float = 0.0  # user + system time of the child (robust on a busy machine)
     rss_timeline_mb: list[tuple[float, float]] = field(default_factory=list)  # (s, VmRSS MB)
-    # Largest sampled RSS of the process and its children together (sampled, so a lower bound).
+    # Largest sampled PSS sum of the process and its children (sampled, so a lower bound).
     peak_tree_rss_mb: float = 0.0
 
 

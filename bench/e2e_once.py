@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "CPU net of start-up (target >= 2x)"
     )
     print(
-        f"peak RSS {lw.peak_rss_mb:,.0f} MB; with its learning children (sampled) "
+        f"peak RSS {lw.peak_rss_mb:,.0f} MB; with its learning children (PSS, sampled) "
         f"{lw.peak_tree_rss_mb:,.0f} MB"
     )
     print(f"logwatch's summary: {lw.stdout.strip().splitlines()[-1] if lw.stdout.strip() else '-'}")

@@ -320,43 +320,54 @@ def save_windows(store: Store, windows: Sequence[WindowStat]) -> None:
     stmt = _upsert(store, WindowStatRow).on_conflict_do_nothing(
         index_elements=["node", "stream", "window_start"]
     )
-    rows = [
-        {
-            "node": w.node,
-            "stream": w.stream,
-            "window_start": w.window_start,
-            "events": w.events,
-            "anomalies": w.anomalies,
-            "max_severity": w.max_severity,
-            "expected": w.expected,
-        }
-        for w in windows
-    ]
     with store.transaction() as conn:
-        for i in range(0, len(rows), _WRITE_BATCH):
-            conn.execute(stmt, rows[i : i + _WRITE_BATCH])
+        for i in range(0, len(windows), _WRITE_BATCH):  # parameters built a batch at a time
+            rows = [
+                {
+                    "node": w.node,
+                    "stream": w.stream,
+                    "window_start": w.window_start,
+                    "events": w.events,
+                    "anomalies": w.anomalies,
+                    "max_severity": w.max_severity,
+                    "expected": w.expected,
+                }
+                for w in windows[i : i + _WRITE_BATCH]
+            ]
+            conn.execute(stmt, rows)
 
 
 def load_windows(
-    store: Store, *, after: float | None, before: float, max_windows: int
+    store: Store,
+    *,
+    after: float | None,
+    before: float,
+    max_windows: int,
+    max_rows: int | None = None,
 ) -> list[WindowStat]:
     """Rows of every node with ``after < window_start < before`` (``after`` None: from the oldest),
-    of at most the ``max_windows`` oldest such windows; ordered by window, node, stream."""
+    of at most the ``max_windows`` oldest such windows and, past the first window, at most
+    ``max_rows`` rows (memory: a catch-up over many streams loads a page at a time); ordered by
+    window, node, stream."""
     where = [WindowStatRow.window_start < before]
     if after is not None:
         where.append(WindowStatRow.window_start > after)
     with store.transaction() as conn:
-        starts = (
-            select(WindowStatRow.window_start)
+        sizes = conn.execute(
+            select(WindowStatRow.window_start, func.count())
             .where(*where)
-            .distinct()
+            .group_by(WindowStatRow.window_start)
             .order_by(WindowStatRow.window_start)
             .limit(max_windows)
-            .subquery()
-        )
-        last = conn.scalar(select(func.max(starts.c.window_start)))
-        if last is None:
+        ).all()
+        if not sizes:
             return []
+        last, total = sizes[0][0], 0
+        for start, count in sizes:
+            total += int(count)
+            if max_rows is not None and total > max_rows and start != sizes[0][0]:
+                break
+            last = start
         rows = conn.execute(
             select(WindowStatRow)
             .where(*where, WindowStatRow.window_start <= last)

@@ -55,6 +55,9 @@ SAVE_EVERY_SECONDS = 300.0
 FLEET_GRACE_WINDOWS = 1
 # Windows the leader reads and scores in one poll at most: a backlog is caught up over polls.
 MAX_FLEET_WINDOWS = 1440
+# ... loaded this many window rows (streams x windows) at a time: a catch-up over 1,000 streams
+# would otherwise hold 1.4 million rows at once. Up to ~14 streams a poll's windows are one page.
+FLEET_PAGE_ROWS = 20_000
 # Window rows held for the next poll when the database could not take them (newest kept).
 MAX_UNPUBLISHED = 100_000
 # model_state keys: the master model (the leader's), the start of the newest window it scored
@@ -193,15 +196,23 @@ class Overview:
         master = self._lead()
         width = self.aggregator.window_seconds
         before = (math.floor(wall / width) - 1 - FLEET_GRACE_WINDOWS) * width
-        rows = incident_store.load_windows(
-            self.store, after=self._scored_to, before=before, max_windows=MAX_FLEET_WINDOWS
-        )
-        vectors = fleet_vectors(rows, width)
-        if not vectors:
-            return []
-        verdicts = master.score(vectors)
-        self._scored_to = vectors[-1].start
-        self._dirty.add(MASTER_KEY)
+        verdicts: list[WindowVerdict] = []
+        scored = 0
+        while scored < MAX_FLEET_WINDOWS:  # a page at a time: bounded memory however many streams
+            rows = incident_store.load_windows(
+                self.store,
+                after=self._scored_to,
+                before=before,
+                max_windows=MAX_FLEET_WINDOWS - scored,
+                max_rows=FLEET_PAGE_ROWS,
+            )
+            vectors = fleet_vectors(rows, width)
+            if not vectors:
+                break
+            verdicts += master.score(vectors)
+            self._scored_to = vectors[-1].start
+            self._dirty.add(MASTER_KEY)
+            scored += len(vectors)
         return verdicts
 
     def _publish(self, vectors: Sequence[WindowVector]) -> None:

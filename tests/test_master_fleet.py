@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from logwatch import incident_store
+from logwatch import overview as overview_module
 from logwatch.config import Config
 from logwatch.errors import StorageError
 from logwatch.incident_store import WindowStat, WindowStatRow
@@ -209,6 +210,16 @@ def test_window_rows_are_written_once_and_pruned_with_retention(store: Store) ->
     )
     assert sorted({r.window_start for r in some}) == [START + k * W for k in range(10, 15)]
     assert len(some) == 5 * 4
+    # ... and at most max_rows rows, whole windows, but always the first window.
+    page = incident_store.load_windows(
+        store, after=None, before=START + 200 * W, max_windows=500, max_rows=10
+    )
+    assert sorted({r.window_start for r in page}) == [START, START + W]
+    assert len(page) == 8
+    one = incident_store.load_windows(
+        store, after=None, before=START + 200 * W, max_windows=500, max_rows=1
+    )
+    assert {r.window_start for r in one} == {START} and len(one) == 4
     # Retention, by the logs' own clock: windows more than the retention older than the newest
     # (START + 109 W) go — here a retention of 49 windows — a batch of rows per transaction.
     cutoff = datetime.now(UTC) - timedelta(seconds=49 * W)
@@ -241,3 +252,40 @@ def test_windows_an_outage_kept_out_are_written_with_the_next_poll(
         assert _rows_per_node(store) == {"a": 3 * 3}
     finally:
         a.close()
+
+
+def test_a_catch_up_over_many_streams_is_read_a_page_at_a_time(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leader catching up (a first poll over 1,000 streams, a takeover after an outage) holds
+    one page of window rows at a time, and still scores every window once, in order."""
+    streams, windows = 40, 30
+    incident_store.save_windows(
+        store,
+        [
+            WindowStat("a", f"s{i:02d}.log", START + k * W, 100 + (i * k) % 7, 0, 0, 100.0)
+            for k in range(windows)
+            for i in range(streams)
+        ],
+    )
+    monkeypatch.setattr(overview_module, "FLEET_PAGE_ROWS", 100)
+    pages: list[int] = []
+    load = incident_store.load_windows
+
+    def counting(*args: Any, **kwargs: Any) -> list[WindowStat]:
+        rows = load(*args, **kwargs)
+        pages.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(incident_store, "load_windows", counting)
+    view = Overview(Config(db_url=store.url), store, lambda s, t: None, node="a")
+    view.leader = True
+    try:
+        view.poll_end(datetime.fromtimestamp(START + (windows + 5) * W, UTC))
+        master = view.master
+        assert master is not None and master.n_windows == windows
+        assert max(pages) <= 100 and pages[:-1] == [80] * (windows // 2)
+        assert pages[-1] == 0  # the read that found nothing more
+        assert {s for s, _ in master._columns} == {f"a/s{i:02d}.log" for i in range(streams)}
+    finally:
+        view.close(datetime.fromtimestamp(START + (windows + 5) * W, UTC))
