@@ -164,11 +164,15 @@ class Pipeline:
         """One live poll: read what is new in every changed file and commit it batch by batch."""
         scan = self._scan()
         summary = PollSummary(files_seen=len(scan.files), skipped=list(scan.skipped))
+        wall, flush = now.timestamp(), self.config.multiline_flush_seconds
         for snap, row in self._plan_or_reload(scan.files):
             if self.stop.is_set():
                 break
-            if row.attr_hash == snap.attr_hash and row.offset >= snap.size:
-                # The idle case, most files most polls: not opened, nothing to add up.
+            if row.attr_hash == snap.attr_hash and (
+                row.offset >= snap.size or wall - snap.mtime_ns / 1e9 < flush
+            ):
+                # The idle case, most files most polls (or only a held-back last event, not due
+                # yet: _process_file's own test): not opened, nothing to add up.
                 self._touch_handle(row, snap, now, grew=False)
                 continue
             summary.add(self._process_file(snap, row, now, scoring=None))
@@ -628,17 +632,22 @@ class Pipeline:
 
         # Unchanged files (same path, same attributes: same inode) continue as they are; only the
         # rest needs reconciling. On an idle poll that is all of them, and reconcile does nothing.
-        order = {snap.path: i for i, snap in enumerate(snaps)}
+        files = self._files
         steady: list[tuple[FileSnapshot, TrackedFile]] = []
         rest: list[FileSnapshot] = []
-        others = dict(self._files)
         for snap in snaps:
-            row = others.get(snap.path)
+            row = files.get(snap.path)
             if row is not None and row.attr_hash == snap.attr_hash:
                 steady.append((snap, row))
-                del others[snap.path]
             else:
                 rest.append(snap)
+        if not rest and len(steady) == len(files):
+            # Every tracked file is there, unchanged (the idle poll): nothing to reconcile, and
+            # the map of files stands as it is.
+            return steady
+        order = {snap.path: i for i, snap in enumerate(snaps)}
+        kept = {snap.path for snap, _ in steady}
+        others = {path: row for path, row in files.items() if path not in kept}
         actions = identity.reconcile(
             rest,
             others,

@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
 
 from logwatch.errors import SourceError
@@ -146,6 +147,8 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+_BY_PATH = attrgetter("path")
+
 # (path, rel_path, stat, reached through a symlink): tuples, because scan cost is per file.
 _Candidate = tuple[str, str, os.stat_result, bool]
 
@@ -219,7 +222,13 @@ def scan(
                 # is_file/is_dir/is_symlink with follow_symlinks=False use d_type: no syscall.
                 if entry.is_file(follow_symlinks=False):
                     if matched:
-                        take(entry.path, rel, entry.stat(follow_symlinks=False), via_link)
+                        path = entry.path
+                        st = entry.stat(follow_symlinks=False)
+                        key = (st.st_dev, st.st_ino)
+                        if key not in found and not path.lower().endswith(_UNSUPPORTED_SUFFIXES):
+                            found[key] = (path, rel, st, via_link)  # take(), its usual case
+                        else:
+                            take(path, rel, st, via_link)
                 elif entry.is_dir(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
                     if (st.st_dev, st.st_ino) not in seen_dirs:
@@ -261,6 +270,7 @@ def scan(
 
     previous = _previous.get(root_s, {})
     files: list[FileSnapshot] = []
+    reused = 0
     for path, rel, st, _ in found.values():
         snap = previous.get(path)
         if (
@@ -284,9 +294,12 @@ def scan(
                 attr_hash=attr_hash(st),
                 compressed=rel.lower().endswith(COMPRESSED_SUFFIXES),
             )
+        else:
+            reused += 1
         files.append(snap)
-    _previous[root_s] = {f.path: f for f in files}  # only what exists now: bounded by the tree
-    files.sort(key=lambda f: f.path)
+    if reused != len(files) or len(files) != len(previous):  # (unchanged tree: map stands)
+        _previous[root_s] = {f.path: f for f in files}  # only what exists now: bounded
+    files.sort(key=_BY_PATH)
     skipped.sort()
     return ScanResult(files=tuple(files), skipped=tuple(skipped))
 
