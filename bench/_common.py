@@ -125,7 +125,7 @@ def _pss_kb(pid: int) -> int:
     return proc_status(pid).get("VmRSS", 0)
 
 
-def tree_rss_kb(pid: int) -> int:
+def tree_pss_kb(pid: int) -> int:
     """Memory (kB) of a process and its children together (--once learns streams in forked
     children): the sum of their PSS, since a forked child shares its parent's pages until either
     writes them, and summing RSS would count those twice."""
@@ -146,7 +146,7 @@ class ChildRun:
     cpu_seconds: float = 0.0  # user + system time of the child (robust on a busy machine)
     rss_timeline_mb: list[tuple[float, float]] = field(default_factory=list)  # (s, VmRSS MB)
     # Largest sampled PSS sum of the process and its children (sampled, so a lower bound).
-    peak_tree_rss_mb: float = 0.0
+    peak_tree_pss_mb: float = 0.0
 
 
 def run_child(
@@ -175,7 +175,7 @@ def run_child(
         if st:
             hwm = max(hwm, st.get("VmHWM", 0))
             timeline.append((time.perf_counter() - start, st.get("VmRSS", 0) / 1024))
-            tree_peak = max(tree_peak, tree_rss_kb(proc.pid))
+            tree_peak = max(tree_peak, tree_pss_kb(proc.pid))
         t.join(sample_every)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -188,7 +188,7 @@ def run_child(
         peak_rss_mb=hwm / 1024,
         cpu_seconds=cpu,
         rss_timeline_mb=timeline,
-        peak_tree_rss_mb=tree_peak / 1024,
+        peak_tree_pss_mb=tree_peak / 1024,
     )
 
 

@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"peak RSS {lw.peak_rss_mb:,.0f} MB; with its learning children (PSS, sampled) "
-        f"{lw.peak_tree_rss_mb:,.0f} MB"
+        f"{lw.peak_tree_pss_mb:,.0f} MB"
     )
     print(f"logwatch's summary: {lw.stdout.strip().splitlines()[-1] if lw.stdout.strip() else '-'}")
     c.emit(
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ratio_cpu": round(ratio_cpu, 3),
             "ratio_cpu_net": round(ratio_net, 3),
             "peak_rss_mb": round(lw.peak_rss_mb, 1),
-            "peak_rss_with_learning_children_mb": round(lw.peak_tree_rss_mb, 1),
+            "peak_pss_with_learning_children_mb": round(lw.peak_tree_pss_mb, 1),
             "target_ratio": 2.0,
         },
     )

@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r.cpu_seconds - start_cpu,
                 n / r.cpu_seconds,
                 r.peak_rss_mb,
-                r.peak_tree_rss_mb,
+                r.peak_tree_pss_mb,
             )
             for n, r in results
         ]

@@ -12,7 +12,6 @@ import gc
 import logging
 import multiprocessing
 import threading
-import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -48,7 +47,6 @@ class Ahead:
         self._process.start()
         send.close()
         self._receive = receive
-        self.started = time.monotonic()
 
     def result(self, stop: threading.Event | None = None) -> Any:
         """The child's value. Raises ``AheadFailed`` if it failed, died, or ``stop`` was set."""

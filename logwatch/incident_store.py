@@ -363,9 +363,9 @@ def load_windows(
         if not sizes:
             return []
         last, total = sizes[0][0], 0
-        for start, count in sizes:
+        for i, (start, count) in enumerate(sizes):
             total += int(count)
-            if max_rows is not None and total > max_rows and start != sizes[0][0]:
+            if i and max_rows is not None and total > max_rows:
                 break
             last = start
         rows = conn.execute(

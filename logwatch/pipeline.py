@@ -19,7 +19,6 @@ import stat
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,15 +163,11 @@ class Pipeline:
         """One live poll: read what is new in every changed file and commit it batch by batch."""
         scan = self._scan()
         summary = PollSummary(files_seen=len(scan.files), skipped=list(scan.skipped))
-        wall, flush = now.timestamp(), self.config.multiline_flush_seconds
         for snap, row in self._plan_or_reload(scan.files):
             if self.stop.is_set():
                 break
-            if row.attr_hash == snap.attr_hash and (
-                row.offset >= snap.size or wall - snap.mtime_ns / 1e9 < flush
-            ):
-                # The idle case, most files most polls (or only a held-back last event, not due
-                # yet: _process_file's own test): not opened, nothing to add up.
+            if self._nothing_due(row, snap, now, final=False):
+                # The idle case, most files most polls: not opened, nothing to add up.
                 self._touch_handle(row, snap, now, grew=False)
                 continue
             summary.add(self._process_file(snap, row, now, scoring=None))
@@ -407,7 +402,7 @@ class Pipeline:
         for snap, row in work:
             batches = self._batches(snap, row.offset, row.line_no, flush=True, year=now.year)
             for events, _, _ in batches:
-                with _collector_paused():
+                with reader.collector_paused():
                     for event in _collapse(events):
                         sketch = self._observe(scratch.templates, scratch.stats, event)
                         scratch.examples[sketch.template_id] = _example(event)
@@ -440,13 +435,10 @@ class Pipeline:
     ) -> PollSummary:
         summary = PollSummary()
         once = scoring is not None
-        quiet = (now.timestamp() - snap.mtime_ns / 1e9) >= self.config.multiline_flush_seconds
-        quiet = quiet or drain_fd is not None
-        if tracked.attr_hash == snap.attr_hash:
-            # Unchanged since last poll: not opened, unless a held-back last event is now due.
-            if tracked.offset >= snap.size or not (once or quiet):
-                self._touch_handle(tracked, snap, now, grew=False)
-                return summary
+        if self._nothing_due(tracked, snap, now, final=once or drain_fd is not None):
+            self._touch_handle(tracked, snap, now, grew=False)
+            return summary
+        quiet = drain_fd is not None or not self._recent(snap, now)
         if not once and drain_fd is None:
             self._touch_handle(tracked, snap, now, grew=True)
         runtime = self._stream(snap.stream)
@@ -461,7 +453,7 @@ class Pipeline:
                 fd=drain_fd,
             ):
                 end_offset, end_line_no, n_lines, n_truncated = result_end
-                with _collector_paused():
+                with reader.collector_paused():
                     anomalies, update, scored = self._analyse(runtime, events, snap, now, scoring)
                 file_update = FileUpdate(
                     file_id=tracked.id,
@@ -524,6 +516,20 @@ class Pipeline:
                 tracked, attr_hash=snap.attr_hash, size=snap.size, mtime_ns=snap.mtime_ns
             )
         return summary
+
+    def _nothing_due(
+        self, row: TrackedFile, snap: FileSnapshot, now: datetime, *, final: bool
+    ) -> bool:
+        """Unchanged since it was last read and nothing to read now: everything was read, or
+        only a held-back last event (it may still get continuation lines) is left, and it is not
+        due yet (``final``: the file is done, so it is due)."""
+        if row.attr_hash != snap.attr_hash:
+            return False
+        return row.offset >= snap.size or (not final and self._recent(snap, now))
+
+    def _recent(self, snap: FileSnapshot, now: datetime) -> bool:
+        """Written to within multiline_flush_seconds: its last event may still grow."""
+        return now.timestamp() - snap.mtime_ns / 1e9 < self.config.multiline_flush_seconds
 
     # ------------------------------------------------------------------ descriptors
 
@@ -782,18 +788,12 @@ class Pipeline:
                 log.warning("%s: %s", snap.path, result.problem)
             lines = result.lines
             final = flush and result.at_eof
-            # Parsing makes a few objects per line, none in a cycle: the cyclic collector would
-            # only walk them (as in reader._emit), so it pauses meanwhile.
-            paused = gc.isenabled()
-            gc.disable()
-            try:
+            # Parsing makes a few objects per line, none in a cycle.
+            with reader.collector_paused():
                 events, consumed = parser.group_events(lines, final=final, default_year=year)
                 if consumed == 0 and lines and not result.at_eof:
                     # One event larger than a whole chunk: emit it rather than never advancing.
                     events, consumed = parser.group_events(lines, final=True, default_year=year)
-            finally:
-                if paused:
-                    gc.enable()
             if consumed == len(lines):
                 end_offset, end_line_no = result.end_offset, result.end_line_no
             else:
@@ -1035,19 +1035,6 @@ def _template_facts(template: str) -> tuple[tuple[int, ...], bool]:
         positions = tuple(i for i, tok in enumerate(template.split()) if _VARIABLE.search(tok))
         facts = _FACTS[template] = (positions, has_trouble_words(template))
     return facts
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused: per-event work makes many objects and no cycles,
-    so its passes would only walk them (about 6% of a --once run)."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 def _collapse(events: list[Event]) -> list[Event]:

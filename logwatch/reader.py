@@ -17,6 +17,8 @@ import stat
 import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import accumulate
 
 from logwatch.errors import SourceError
@@ -214,17 +216,25 @@ def _emit(out: list[RawLine], block: bytes, offset: int, line_no: int, max_len: 
     numbers = range(line_no + 1, line_no + 1 + len(texts))
     # Creating ~10^4 objects per chunk triggers repeated cyclic-GC passes over the growing list,
     # which halves throughput; RawLines cannot form cycles, so the collector is paused meanwhile.
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         if flags is None:
             out.extend(map(RawLine, offsets, numbers, texts))
         else:
             out.extend(map(RawLine, offsets, numbers, texts, flags))
+    return line_no + len(texts)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused (and resumed only if it was on): for per-line and
+    per-event work, which makes many objects and no cycles, so its passes would only walk them."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
         if paused:
             gc.enable()
-    return line_no + len(texts)
 
 
 _plus_one = (1).__add__

@@ -222,13 +222,7 @@ def scan(
                 # is_file/is_dir/is_symlink with follow_symlinks=False use d_type: no syscall.
                 if entry.is_file(follow_symlinks=False):
                     if matched:
-                        path = entry.path
-                        st = entry.stat(follow_symlinks=False)
-                        key = (st.st_dev, st.st_ino)
-                        if key not in found and not path.lower().endswith(_UNSUPPORTED_SUFFIXES):
-                            found[key] = (path, rel, st, via_link)  # take(), its usual case
-                        else:
-                            take(path, rel, st, via_link)
+                        take(entry.path, rel, entry.stat(follow_symlinks=False), via_link)
                 elif entry.is_dir(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
                     if (st.st_dev, st.st_ino) not in seen_dirs:

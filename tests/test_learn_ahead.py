@@ -134,6 +134,20 @@ def test_learning_ahead_gives_the_results_of_learning_in_turn(
     assert multiprocessing.active_children() == []
 
 
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Labels of the streams a child was started for (whether or not it delivered)."""
+    got: list[str] = []
+    original = ahead.Ahead.__init__
+
+    def counting(self: ahead.Ahead, fn: Callable[[], Any], label: str) -> None:
+        original(self, fn, label)
+        got.append(label)
+
+    monkeypatch.setattr(ahead.Ahead, "__init__", counting)
+    return got
+
+
 def _in_child_only(monkeypatch: pytest.MonkeyPatch, act: Callable[[], None]) -> None:
     """Make the learning ``act`` (fail, die) in forked children; this process learns as usual."""
     parent = os.getpid()
@@ -153,6 +167,7 @@ def test_a_failing_child_is_replaced_by_learning_here(
     tmp_path: Path,
     logs: Path,
     delivered: list[str],
+    started: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def fail() -> None:
@@ -160,14 +175,20 @@ def test_a_failing_child_is_replaced_by_learning_here(
 
     _in_child_only(monkeypatch, fail)
     _compare(backend, tmp_path, logs)
-    assert delivered == []  # no child delivered; every stream was learned here
+    assert len(started) == len(SYSTEMS) - 1  # children did start ...
+    assert delivered == []  # ... none delivered; every stream was learned here
 
 
 def test_a_killed_child_is_replaced_by_learning_here(
-    tmp_path: Path, logs: Path, delivered: list[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    logs: Path,
+    delivered: list[str],
+    started: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _in_child_only(monkeypatch, lambda: os.kill(os.getpid(), signal.SIGKILL))
     _compare("sqlite", tmp_path, logs)
+    assert len(started) == len(SYSTEMS) - 1
     assert delivered == []
     assert multiprocessing.active_children() == []
 
