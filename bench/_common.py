@@ -10,6 +10,7 @@ import resource
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,13 @@ def _fmt(c: object) -> str:
 
 
 # ---------------------------------------------------------------------------- child processes
+
+
+def scratch_dir(prefix: str, parent: Path | None) -> Path:
+    """A fresh scratch directory, inside ``parent`` (created when missing) when one is given."""
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
 
 
 def daemon_cmd(logs: Path, db: Path, poll_interval: float) -> list[str]:

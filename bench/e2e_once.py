@@ -15,7 +15,6 @@ is measured too and shown subtracted.
 from __future__ import annotations
 
 import argparse
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,8 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args(argv)
     print(c.machine_line())
-    tmp = tempfile.mkdtemp(prefix="lw-e2e-", dir=args.dir)
-    scratch = Path(tmp)
+    scratch = c.scratch_dir("lw-e2e-", args.dir)
     logs = scratch / "logs"
     paths = generate(logs, args.lines, parse_systems(args.systems), args.files, args.seed)
     mb = sum(p.stat().st_size for p in paths) / 1e6

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, help="scratch directory (default: a temporary one)")
     args = ap.parse_args(argv)
     print(c.machine_line())
-    scratch = Path(tempfile.mkdtemp(prefix="lw-growth-", dir=args.dir))
+    scratch = c.scratch_dir("lw-growth-", args.dir)
     systems = parse_systems(args.systems)
     try:
         start_wall, start_cpu = c.startup_seconds(scratch)

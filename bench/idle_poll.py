@@ -19,7 +19,6 @@ import io
 import os
 import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -97,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="cProfile the idle polls (top 15)")
     args = ap.parse_args(argv)
     print(c.machine_line())
-    scratch = Path(tempfile.mkdtemp(prefix="lw-idle-", dir=args.dir))
+    scratch = c.scratch_dir("lw-idle-", args.dir)
     try:
         root = scratch / "logs"
         make_tree(root, args.files)

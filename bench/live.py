@@ -26,7 +26,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -139,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, help="scratch directory (default: a temporary one)")
     args = ap.parse_args(argv)
     print(c.machine_line())
-    scratch = Path(tempfile.mkdtemp(prefix="lw-live-", dir=args.dir))
+    scratch = c.scratch_dir("lw-live-", args.dir)
     logs, db = scratch / "logs", scratch / "live.db"
     systems = parse_systems(args.systems)
     loaded = {s: load_system(s) for s in systems}

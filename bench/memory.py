@@ -20,7 +20,6 @@ import argparse
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, help="scratch directory (default: a temporary one)")
     args = ap.parse_args(argv)
     print(c.machine_line())
-    scratch = Path(tempfile.mkdtemp(prefix="lw-mem-", dir=args.dir))
+    scratch = c.scratch_dir("lw-mem-", args.dir)
     result: dict[str, Any] = {"target_mb": 400}
     try:
         if not args.skip_file:
