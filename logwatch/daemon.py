@@ -6,6 +6,7 @@ The only module that reads the wall clock or handles signals; everything below i
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import random
@@ -305,6 +306,12 @@ def run_daemon(
             continue
         backoff.reset()
         elapsed = clock() - t0
+        if gc.get_freeze_count() == 0:
+            # What the first poll built (modules, the engine, every stream's templates, statistics
+            # and model) lives as long as the daemon: out of the collector's full passes, which
+            # would otherwise walk all of it again and again. Freed objects are still freed;
+            # only a reference cycle among them would be kept, and this is done once.
+            gc.freeze()
         lag, tracked = pipeline.lag()
         metrics.observe_poll(elapsed, lag, tracked, at=time.time())
         note = None
