@@ -632,43 +632,14 @@ class Store:
         now = utcnow()
         with self._begin() as conn:
             crash_point("commit:begin")
-            progress = {
-                "p_file_id": file.file_id,
-                "p_expected_offset": file.expected_offset,
-                "p_offset": file.offset,
-                "p_line_no": file.line_no,
-                "p_size": file.size,
-                "p_mtime_ns": file.mtime_ns,
-                "p_ctime_ns": file.ctime_ns,
-                "p_attr_hash": file.attr_hash,
-                "p_lines_read": file.lines_read,
-                "p_events_read": file.events_read,
-                "p_lines_truncated": file.lines_truncated,
-                "p_now": now,
-                "p_last_error": file.last_error,
-            }
-            fingerprint, marker = file.fp_hash is not None, file.marker_hash is not None
-            if fingerprint:
-                progress["p_fp_len"], progress["p_fp_hash"] = file.fp_len, file.fp_hash
-            if marker:
-                progress["p_marker_len"] = file.marker_len
-                progress["p_marker_hash"] = file.marker_hash
-            moved = conn.execute(self._statements.progress(fingerprint, marker), progress).rowcount
+            statements = self._statements
+            moved = conn.execute(*statements.progress(file, now)).rowcount
             if moved != 1:
                 raise StaleOffsetError(
                     f"file {file.file_id}: stored offset is no longer {file.expected_offset}"
                 )
             crash_point("commit:offset")
-            conn.execute(
-                self._statements.stream_totals,
-                {
-                    "p_stream_id": stream.stream_id,
-                    "p_events_total": stream.events_total,
-                    "p_level_counts": stream.level_counts,
-                    "p_field_stats": stream.field_stats,
-                    "p_trouble_events": stream.trouble_events,
-                },
-            )
+            conn.execute(*statements.stream_totals(stream))
             if stream.templates:
                 self._upsert_templates(conn, stream.stream_id, stream.templates, now)
             if stream.model is not None:
@@ -676,7 +647,7 @@ class Store:
             inserted = 0
             if anomalies:
                 rows = [_anomaly_values(a, file.file_id, stream.stream_id) for a in anomalies]
-                result: CursorResult[Any] = conn.execute(self._statements.anomalies, rows)
+                result: CursorResult[Any] = conn.execute(statements.anomalies, rows)
                 inserted = max(result.rowcount, 0)
             crash_point("commit:anomalies")
         crash_point("commit:after")
@@ -716,26 +687,18 @@ class Store:
     def _save_model(
         self, conn: Connection, stream_id: int, model: StoredModel, now: datetime
     ) -> None:
-        stmt = self._insert(ModelRow).values(
-            stream_id=stream_id,
-            kind=model.kind,
-            params=model.params,
-            feature_names=list(model.feature_names),
-            training=model.training,
-            n_samples=len(model.training),
-            trained_at=now,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["stream_id", "kind"],
-            set_={
-                "params": stmt.excluded.params,
-                "feature_names": stmt.excluded.feature_names,
-                "training": stmt.excluded.training,
-                "n_samples": stmt.excluded.n_samples,
-                "trained_at": stmt.excluded.trained_at,
+        conn.execute(
+            self._statements.model,
+            {
+                "stream_id": stream_id,
+                "kind": model.kind,
+                "params": model.params,
+                "feature_names": list(model.feature_names),
+                "training": model.training,
+                "n_samples": len(model.training),
+                "trained_at": now,
             },
         )
-        conn.execute(stmt)
 
     # -- health
 
@@ -1055,73 +1018,92 @@ def _tracked(r: Any) -> TrackedFile:
     )
 
 
+# The file row's columns a batch sets, those it adds to, and the identity hashes it may carry; the
+# names are FileUpdate's fields too. (Bound parameters are "p_" + name: SQLAlchemy reserves a
+# column's own name in an UPDATE's SET clause.)
+_PROGRESS_SET = ("offset", "line_no", "size", "mtime_ns", "ctime_ns", "attr_hash", "last_error")
+_PROGRESS_ADD = ("lines_read", "events_read", "lines_truncated")
+_FINGERPRINT = ("fp_len", "fp_hash")
+_MARKER = ("marker_len", "marker_hash")
+# The stream row's columns a batch sets: StreamUpdate's fields of the same names.
+_STREAM_TOTALS = ("events_total", "level_counts", "field_stats", "trouble_events")
+
+
 class _BatchStatements:
     """The statements of the per-batch commit, built once per store with bound parameters:
     building and keying an SQLAlchemy statement costs more than SQLite takes to run it (about
     4 ms of a batch's commit, measured), and a daemon commits a batch per file per poll."""
 
     def __init__(self, insert: Callable[[Any], Any]) -> None:
-        self._progress: dict[tuple[bool, bool], Any] = {}
-        self.stream_totals = (
+        self._progress: dict[tuple[bool, bool], tuple[Any, tuple[str, ...]]] = {}
+        self._stream_totals = (
             update(StreamRow)
             .where(StreamRow.id == bindparam("p_stream_id"))
-            .values(
-                events_total=bindparam("p_events_total"),
-                level_counts=bindparam("p_level_counts"),
-                field_stats=bindparam("p_field_stats"),
-                trouble_events=bindparam("p_trouble_events"),
-            )
+            .values({name: bindparam(f"p_{name}") for name in _STREAM_TOTALS})
         )
-        upsert = insert(TemplateDbRow)
-        self.templates = upsert.on_conflict_do_update(
-            index_elements=["stream_id", "template_id"],
-            set_={
-                "template": upsert.excluded.template,
-                "template_tokens": upsert.excluded.template_tokens,
-                "size": upsert.excluded.size,
-                "slot_values": upsert.excluded.slot_values,
-                # A batch whose events were all flagged has no new example: keep the old one.
-                "example": func.coalesce(upsert.excluded.example, TemplateDbRow.example),
-                "last_seen_at": upsert.excluded.last_seen_at,
-            },
+        templates = insert(TemplateDbRow)
+        self.templates = _on_conflict_update(
+            templates,
+            ("stream_id", "template_id"),
+            ("template", "template_tokens", "size", "slot_values", "last_seen_at"),
+            # A batch whose events were all flagged has no new example: keep the old one.
+            example=func.coalesce(templates.excluded.example, TemplateDbRow.example),
+        )
+        self.model = _on_conflict_update(
+            insert(ModelRow),
+            ("stream_id", "kind"),
+            ("params", "feature_names", "training", "n_samples", "trained_at"),
         )
         self.anomalies = insert(AnomalyRow).on_conflict_do_nothing(
             index_elements=["file_id", "offset"]
         )
 
-    def progress(self, fingerprint: bool, marker: bool) -> Any:
-        """The file row's move to its new offset, guarded by the offset it was read from;
-        with the identity hashes when the batch carries them."""
-        key = (fingerprint, marker)
-        stmt = self._progress.get(key)
-        if stmt is None:
-            values: dict[str, Any] = {
-                "offset": bindparam("p_offset"),
-                "line_no": bindparam("p_line_no"),
-                "size": bindparam("p_size"),
-                "mtime_ns": bindparam("p_mtime_ns"),
-                "ctime_ns": bindparam("p_ctime_ns"),
-                "attr_hash": bindparam("p_attr_hash"),
-                "lines_read": FileRow.lines_read + bindparam("p_lines_read"),
-                "events_read": FileRow.events_read + bindparam("p_events_read"),
-                "lines_truncated": FileRow.lines_truncated + bindparam("p_lines_truncated"),
-                "last_progress_at": bindparam("p_now"),
-                "last_error": bindparam("p_last_error"),
-            }
-            if fingerprint:
-                values["fp_len"], values["fp_hash"] = bindparam("p_fp_len"), bindparam("p_fp_hash")
-            if marker:
-                values["marker_len"] = bindparam("p_marker_len")
-                values["marker_hash"] = bindparam("p_marker_hash")
-            stmt = self._progress[key] = (
+    def progress(self, file: FileUpdate, now: datetime) -> tuple[Any, dict[str, Any]]:
+        """The file row's move to its new offset, guarded by the offset it was read from (with
+        the identity hashes when the batch carries them), and its parameters."""
+        key = (file.fp_hash is not None, file.marker_hash is not None)
+        built = self._progress.get(key)
+        if built is None:
+            names = (
+                _PROGRESS_SET
+                + _PROGRESS_ADD
+                + (_FINGERPRINT if key[0] else ())
+                + (_MARKER if key[1] else ())
+            )
+            values: dict[str, Any] = {name: bindparam(f"p_{name}") for name in names}
+            for name in _PROGRESS_ADD:
+                values[name] = getattr(FileRow, name) + values[name]
+            values["last_progress_at"] = bindparam("p_now")
+            stmt = (
                 update(FileRow)
                 .where(
                     FileRow.id == bindparam("p_file_id"),
                     FileRow.offset == bindparam("p_expected_offset"),
                 )
-                .values(**values)
+                .values(values)
             )
-        return stmt
+            built = self._progress[key] = (stmt, names)
+        stmt, names = built
+        params = {f"p_{name}": getattr(file, name) for name in names}
+        params.update(p_file_id=file.file_id, p_expected_offset=file.expected_offset, p_now=now)
+        return stmt, params
+
+    def stream_totals(self, stream: StreamUpdate) -> tuple[Any, dict[str, Any]]:
+        """The stream row's totals, and their parameters."""
+        params = {f"p_{name}": getattr(stream, name) for name in _STREAM_TOTALS}
+        params["p_stream_id"] = stream.stream_id
+        return self._stream_totals, params
+
+
+def _on_conflict_update(
+    insert: Any, keys: tuple[str, ...], columns: tuple[str, ...], **also: Any
+) -> Any:
+    """``insert`` as an upsert: on a conflict over ``keys``, ``columns`` take the new row's
+    values, and ``also`` names other columns' expressions."""
+    excluded = insert.excluded
+    return insert.on_conflict_do_update(
+        index_elements=list(keys), set_={**{c: excluded[c] for c in columns}, **also}
+    )
 
 
 def _anomaly_values(a: Anomaly, file_id: int, stream_id: int) -> dict[str, Any]:
