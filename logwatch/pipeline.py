@@ -55,7 +55,7 @@ from logwatch.records import (
     TrackedFile,
     epoch_seconds,
 )
-from logwatch.storage import FileUpdate, Store, StoredModel, StreamUpdate
+from logwatch.storage import FileUpdate, Store, StoredModel, StoredStream, StreamUpdate
 from logwatch.templates import StreamTemplates, _Recording
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,10 @@ class Pipeline:
         # dropped (everything it knows is in the database; only its training reservoir is lost).
         self._streams: OrderedDict[str, StreamRuntime] = OrderedDict()
         self._stream_ids: dict[str, int] = {}
+        # Streams this process created and has not loaded yet: nothing is stored for them, so
+        # the first load is skipped (a first run over thousands of new files, one stream each,
+        # saved three queries per file).
+        self._fresh_streams: set[int] = set()
         self._files: dict[str, TrackedFile] = store.active_files()
         self._files_stale = False
         self._skips_noted: set[tuple[str, str]] = set()
@@ -281,14 +285,20 @@ class Pipeline:
 
     # ------------------------------------------------------------------ streams
 
-    def _stream_id(self, name: str) -> int:
-        """A stream's id without loading it (identity planning needs no templates or model)."""
+    def _stream_id(self, name: str, created: set[int] | None = None) -> int:
+        """A stream's id without loading it (identity planning needs no templates or model);
+        a stream this call creates is added to ``created``."""
         runtime = self._streams.get(name)
         if runtime is not None:
             return runtime.id
         stream_id = self._stream_ids.get(name)
         if stream_id is None:
-            stream_id = self._stream_ids[name] = self.store.stream_id(name)
+            stream_id, new = self.store.stream_id_created(name)
+            self._stream_ids[name] = stream_id
+            if new:
+                self._fresh_streams.add(stream_id)
+                if created is not None:
+                    created.add(stream_id)
         return stream_id
 
     def _stream(self, name: str) -> StreamRuntime:
@@ -298,7 +308,12 @@ class Pipeline:
             return runtime
         while len(self._streams) >= self.config.max_live_streams:
             self._streams.popitem(last=False)
-        stored = self.store.load_stream(self._stream_id(name))
+        stream_id = self._stream_id(name)
+        if stream_id in self._fresh_streams:
+            self._fresh_streams.discard(stream_id)  # from now on its batches are committed
+            stored = StoredStream.empty(stream_id, name)
+        else:
+            stored = self.store.load_stream(stream_id)
         templates = StreamTemplates.from_rows(
             stored.templates, sim_th=self.config.template_sim_th, depth=self.config.template_depth
         )
@@ -629,11 +644,16 @@ class Pipeline:
     def _plan(self, snaps: Sequence[FileSnapshot]) -> list[tuple[FileSnapshot, TrackedFile]]:
         """Match files on disk to stored rows (identity.reconcile) and record the outcome."""
         retired_cache: dict[int, list[TrackedFile]] = {}
+        # Streams created while this plan is made have no retired files (files are retired only
+        # after reconcile, below): not worth a query each.
+        born: set[int] = set()
 
         def retired(snap: FileSnapshot) -> list[TrackedFile]:
-            stream_id = self._stream_id(snap.stream)
+            stream_id = self._stream_id(snap.stream, born)
             if stream_id not in retired_cache:
-                retired_cache[stream_id] = self.store.recent_retired(stream_id)
+                retired_cache[stream_id] = (
+                    [] if stream_id in born else self.store.recent_retired(stream_id)
+                )
             return retired_cache[stream_id]
 
         # Unchanged files (same path, same attributes: same inode) continue as they are; only the
@@ -660,7 +680,7 @@ class Pipeline:
             still_valid=self._still_valid,
             carries=self._carries,
             retired=retired,
-            stream_of=lambda snap: self._stream_id(snap.stream),
+            stream_of=lambda snap: self._stream_id(snap.stream, born),
         )
         continued = [(a.snap, a.row) for a in actions if isinstance(a, identity.Continue)]
         # Files in scan order, as if reconcile had seen them all.

@@ -208,6 +208,11 @@ class StoredStream:
     model: StoredModel | None
     examples: dict[int, str] = field(default_factory=dict)  # template id -> a normal line
 
+    @classmethod
+    def empty(cls, stream_id: int, name: str) -> StoredStream:
+        """What ``load_stream`` returns for a stream just created: nothing learned yet."""
+        return cls(stream_id, name, 0, {}, (), {}, {}, 0, None)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredModel:
@@ -421,37 +426,44 @@ class Store:
 
     def stream_id(self, name: str) -> int:
         """This node's stream ``name`` (created on first use)."""
-        mine = select(StreamRow.id).where(StreamRow.node == self.node, StreamRow.name == name)
+        return self.stream_id_created(name)[0]
+
+    def stream_id_created(self, name: str) -> tuple[int, bool]:
+        """``stream_id(name)``, and whether this call created the stream: a stream created now
+        has nothing stored yet (no statistics, templates, model or files), so a caller can start
+        it empty instead of loading it (``StoredStream.empty``)."""
+        statements = self._statements
+        mine = {"p_node": self.node, "p_name": name}
         with self._begin() as conn:
-            found = conn.scalar(mine)
+            found = conn.scalar(statements.stream_by_name, mine)
             if found is not None:
-                return int(found)
-            conn.execute(
-                self._insert(StreamRow)
-                .values(
-                    node=self.node,
-                    name=name,
-                    events_total=0,
-                    level_counts={},
-                    field_stats={},
-                    trouble_events=0,
-                    created_at=utcnow(),
-                )
-                .on_conflict_do_nothing()
+                return int(found), False
+            created = conn.scalar(
+                statements.new_stream,
+                {
+                    "node": self.node,
+                    "name": name,
+                    "events_total": 0,
+                    "level_counts": {},
+                    "field_stats": {},
+                    "trouble_events": 0,
+                    "created_at": utcnow(),
+                },
             )
-            return int(conn.scalar(mine) or 0)
+            if created is not None:
+                return int(created), True
+            # created meanwhile by someone else
+            return int(conn.scalar(statements.stream_by_name, mine) or 0), False
 
     def load_stream(self, stream_id: int) -> StoredStream:
+        statements = self._statements
+        key = {"p_stream_id": stream_id}
         with self._begin() as conn:
-            row = conn.execute(select(StreamRow).where(StreamRow.id == stream_id)).one()
+            row = conn.execute(statements.stream_row, key).one()
             templates: list[TemplateRow] = []
             slots: dict[int, dict[str, Any]] = {}
             examples: dict[int, str] = {}
-            for t in conn.execute(
-                select(TemplateDbRow)
-                .where(TemplateDbRow.stream_id == stream_id)
-                .order_by(TemplateDbRow.template_id)
-            ):
+            for t in conn.execute(statements.stream_templates, key):
                 _check_template(t, row.name)
                 templates.append(
                     TemplateRow(
@@ -464,9 +476,7 @@ class Store:
                 slots[t.template_id] = dict(t.slot_values or {})
                 if t.example is not None:
                     examples[t.template_id] = t.example
-            model_row = conn.execute(
-                select(ModelRow).where(ModelRow.stream_id == stream_id, ModelRow.kind == "stream")
-            ).one_or_none()
+            model_row = conn.execute(statements.stream_model, key).one_or_none()
             model = None
             if model_row is not None:
                 model = StoredModel(
@@ -511,27 +521,26 @@ class Store:
         """A new active row; ``resume`` is a retired row whose content this file carries (a copy,
         a compressed copy): reading then starts where that one stopped."""
         with self._begin() as conn:
-            file_id = conn.execute(
-                # Counters, hashes and timestamps not named here take the model's defaults.
-                self._insert(FileRow)
-                .values(
-                    node=self.node,
-                    path=path,
-                    stream_id=stream_id,
-                    dev=dev,
-                    ino=ino,
-                    size=size,
-                    fp_len=fp_len,
-                    fp_hash=fp_hash,
-                    offset=resume.offset if resume else 0,
-                    line_no=resume.line_no if resume else 0,
-                    rotations=1 if resume else 0,
-                    marker_len=resume.marker_len if resume else 0,
-                    marker_hash=resume.marker_hash if resume else "",
-                )
-                .returning(FileRow.id)
-            ).scalar_one()
-            row = conn.execute(select(FileRow).where(FileRow.id == file_id)).one()
+            row = conn.execute(
+                # Counters, hashes and timestamps not named here take the model's defaults; the
+                # whole row comes back (RETURNING), so no second query reads it.
+                self._statements.new_file,
+                {
+                    "node": self.node,
+                    "path": path,
+                    "stream_id": stream_id,
+                    "dev": dev,
+                    "ino": ino,
+                    "size": size,
+                    "fp_len": fp_len,
+                    "fp_hash": fp_hash,
+                    "offset": resume.offset if resume else 0,
+                    "line_no": resume.line_no if resume else 0,
+                    "rotations": 1 if resume else 0,
+                    "marker_len": resume.marker_len if resume else 0,
+                    "marker_hash": resume.marker_hash if resume else "",
+                },
+            ).one()
             return _tracked(row)
 
     def move_file(self, file_id: int, *, path: str, dev: int, ino: int) -> TrackedFile:
@@ -1030,11 +1039,29 @@ _STREAM_TOTALS = ("events_total", "level_counts", "field_stats", "trouble_events
 
 
 class _BatchStatements:
-    """The statements of the per-batch commit, built once per store with bound parameters:
-    building and keying an SQLAlchemy statement costs more than SQLite takes to run it (about
-    4 ms of a batch's commit, measured), and a daemon commits a batch per file per poll."""
+    """The statements of the per-batch commit, and of a new stream or file, built once per store
+    with bound parameters: building and keying an SQLAlchemy statement costs more than SQLite
+    takes to run it (about 4 ms of a batch's commit, measured), a daemon commits a batch per file
+    per poll, and a first run over thousands of files adds a stream and a file row for each."""
 
     def __init__(self, insert: Callable[[Any], Any]) -> None:
+        self.stream_by_name = select(StreamRow.id).where(
+            StreamRow.node == bindparam("p_node"), StreamRow.name == bindparam("p_name")
+        )
+        # Executed with a row's values as parameters (the columns named there are inserted).
+        self.new_stream = insert(StreamRow).on_conflict_do_nothing().returning(StreamRow.id)
+        self.new_file = insert(FileRow).returning(*FileRow.__table__.c)
+        # Loading a stream (load_stream): its row, its templates in id order, its model.
+        by_stream: Any = bindparam("p_stream_id")
+        self.stream_row = select(StreamRow).where(StreamRow.id == by_stream)
+        self.stream_templates = (
+            select(TemplateDbRow)
+            .where(TemplateDbRow.stream_id == by_stream)
+            .order_by(TemplateDbRow.template_id)
+        )
+        self.stream_model = select(ModelRow).where(
+            ModelRow.stream_id == by_stream, ModelRow.kind == "stream"
+        )
         self._progress: dict[tuple[bool, bool], tuple[Any, tuple[str, ...]]] = {}
         self._stream_totals = (
             update(StreamRow)

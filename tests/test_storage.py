@@ -26,6 +26,7 @@ from logwatch.storage import (
     StaleOffsetError,
     Store,
     StoredModel,
+    StoredStream,
     StreamUpdate,
     TrackedFile,
     make_engine,
@@ -135,6 +136,25 @@ def test_stream_id_is_stable_and_load_stream_starts_empty(store: Store) -> None:
     )
     assert s.templates == () and s.slot_values == {} and s.model is None
     assert s.trouble_events == 0
+
+
+def test_a_stream_created_now_is_what_loading_it_would_give(store: Store) -> None:
+    """The pipeline starts a stream it has just created empty instead of loading it: that is
+    only right while StoredStream.empty is exactly what load_stream returns for it."""
+    sid, created = store.stream_id_created("new.log")
+    assert created
+    assert store.stream_id_created("new.log") == (sid, False)
+    assert store.stream_id("new.log") == sid
+    assert StoredStream.empty(sid, "new.log") == store.load_stream(sid)
+
+
+def test_add_file_returns_the_row_as_stored(store: Store) -> None:
+    """add_file's row comes from RETURNING; it must be the row a later read gives."""
+    sid = store.stream_id("app.log")
+    f = store.add_file(
+        path="/logs/app.log", stream_id=sid, dev=3, ino=7, fp_len=5, fp_hash="h" * 64, size=99
+    )
+    assert store.active_files()["/logs/app.log"] == f
 
 
 def test_add_file_is_active_at_offset_zero(store: Store) -> None:
