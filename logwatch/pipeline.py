@@ -219,6 +219,13 @@ class Pipeline:
         by_stream: dict[str, list[tuple[FileSnapshot, TrackedFile]]] = {}
         for snap, row in self._plan_or_reload(scan.files):
             by_stream.setdefault(snap.stream, []).append((snap, row))
+        # A stream with nothing new in any of its files is not loaded, learned or visited: a
+        # second run over the same folder does nothing, and fast.
+        by_stream = {
+            name: work
+            for name, work in by_stream.items()
+            if not all(self._nothing_due(row, snap, now, final=True) for snap, row in work)
+        }
         total_files = sum(len(w) for w in by_stream.values())
         total_bytes = sum(max(s.size - r.offset, 0) for w in by_stream.values() for s, r in w)
         display = progress(total_bytes, total_files) if progress else NullProgress()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SAMPLES
+from sqlalchemy import event
 
 from logwatch.config import Config
 from logwatch.evaluate import evaluate, read_labels
@@ -54,6 +55,39 @@ def test_once_counts_every_line_exactly_once_and_rerun_is_a_no_op(
     again = make(store, log_dir, once=True).run_once(NOW + timedelta(hours=1))
     assert (again.lines, again.anomalies) == (0, 0)
     assert store.anomalies() == before
+
+
+def _queries(store: Store, *tables: str) -> list[str]:
+    """Every statement run on ``store`` from now on that reads one of ``tables``."""
+    seen: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if any(f"FROM {t}" in statement for t in tables):
+            seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_streams_are_loaded_only_when_they_have_stored_state_and_new_lines(
+    store: Store, log_dir: Path
+) -> None:
+    """A first run creates its streams and starts them empty, without reading them back; a
+    second run over the unchanged folder loads, learns and reads nothing."""
+    loads = _queries(store, "templates", "models")
+    first = make(store, log_dir, once=True).run_once(NOW)
+    assert loads == []
+    assert first.lines > 0 and len(store.template_texts("app.log")) > 0  # stored, not read back
+    loads.clear()
+    again = make(store, log_dir, once=True).run_once(NOW + timedelta(hours=1))
+    assert (again.lines, again.files_read) == (0, 0)
+    assert loads == []
+    with (log_dir / "app.log").open("a") as out:
+        out.write("2024-05-01 12:00:00 INFO one more line\n")
+        # A stream with something new is loaded: its templates and model are read back.
+    third = make(store, log_dir, once=True).run_once(NOW + timedelta(hours=2))
+    assert third.lines == 1
+    assert any("FROM templates" in q for q in loads) and any("FROM models" in q for q in loads)
 
 
 def test_anomaly_line_and_offset_point_at_the_event(store: Store, log_dir: Path) -> None:
