@@ -200,8 +200,9 @@ def run_child(
     )
 
 
-def run_once(log_dir: Path, db: Path, *extra: str) -> ChildRun:
-    if db.exists():
+def run_once(log_dir: Path, db: Path, *extra: str, fresh: bool = True) -> ChildRun:
+    """``run --once`` as a child on the SQLite database ``db``: a new one unless not ``fresh``."""
+    if fresh and db.exists():
         db.unlink()
     cmd = logwatch_cmd(
         "run", "--once", "--log-dir", str(log_dir), "--db-url", f"sqlite:///{db}", *extra

@@ -34,9 +34,15 @@ from logwatch.storage import Store
 
 
 def busy_polls(
-    logs: Path, db: Path, sources: list[tuple[Path, LineSource]], args: argparse.Namespace
+    logs: Path,
+    db: Path,
+    sources: list[tuple[Path, LineSource]],
+    args: argparse.Namespace,
+    *,
+    profiled: bool,
 ) -> tuple[float, int, int, cProfile.Profile | None]:
-    """(CPU seconds, lines, anomalies) of ``--rounds`` busy polls after the warm-up."""
+    """(CPU seconds, lines, anomalies, the profile when ``profiled``) of ``--rounds`` busy polls
+    after the warm-up."""
     db.unlink(missing_ok=True)
     for path, src in sources:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +62,7 @@ def busy_polls(
             for _ in range(args.rounds)
         ]
         cpu = lines = anomalies = 0
-        if args.profiled:
+        if profiled:
             profile = cProfile.Profile()
         for block in blocks:
             for (path, _), text in zip(sources, block, strict=True):
@@ -96,14 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = []
         for profiled in [False] if args.no_profile else [False, True]:
-            args.profiled = profiled
             logs = scratch / ("logs-profiled" if profiled else "logs")
             targets = layout(logs, systems, args.files)
             sources = [
                 (path, LineSource(loaded[s], args.seed * 1_000_003 + i))
                 for i, (path, s) in enumerate(targets)
             ]
-            results.append(busy_polls(logs, scratch / "live.db", sources, args))
+            results.append(busy_polls(logs, scratch / "live.db", sources, args, profiled=profiled))
         cpu, lines, anomalies, _ = results[0]
         per_line_us = cpu / max(lines, 1) * 1e6
         c.table(

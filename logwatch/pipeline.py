@@ -292,20 +292,17 @@ class Pipeline:
 
     # ------------------------------------------------------------------ streams
 
-    def _stream_id(self, name: str, created: set[int] | None = None) -> int:
-        """A stream's id without loading it (identity planning needs no templates or model);
-        a stream this call creates is added to ``created``."""
+    def _stream_id(self, name: str) -> int:
+        """A stream's id without loading it (identity planning needs no templates or model)."""
         runtime = self._streams.get(name)
         if runtime is not None:
             return runtime.id
         stream_id = self._stream_ids.get(name)
         if stream_id is None:
-            stream_id, new = self.store.stream_id_created(name)
+            stream_id, created = self.store.stream_id_created(name)
             self._stream_ids[name] = stream_id
-            if new:
+            if created:
                 self._fresh_streams.add(stream_id)
-                if created is not None:
-                    created.add(stream_id)
         return stream_id
 
     def _stream(self, name: str) -> StreamRuntime:
@@ -651,16 +648,14 @@ class Pipeline:
     def _plan(self, snaps: Sequence[FileSnapshot]) -> list[tuple[FileSnapshot, TrackedFile]]:
         """Match files on disk to stored rows (identity.reconcile) and record the outcome."""
         retired_cache: dict[int, list[TrackedFile]] = {}
-        # Streams created while this plan is made have no retired files (files are retired only
-        # after reconcile, below): not worth a query each.
-        born: set[int] = set()
 
         def retired(snap: FileSnapshot) -> list[TrackedFile]:
-            stream_id = self._stream_id(snap.stream, born)
+            stream_id = self._stream_id(snap.stream)
             if stream_id not in retired_cache:
-                retired_cache[stream_id] = (
-                    [] if stream_id in born else self.store.recent_retired(stream_id)
-                )
+                # A stream created during this reconcile has no retired files (files are retired
+                # only after it, below): not worth a query.
+                born = stream_id in self._fresh_streams and stream_id not in fresh_before
+                retired_cache[stream_id] = [] if born else self.store.recent_retired(stream_id)
             return retired_cache[stream_id]
 
         # Unchanged files (same path, same attributes: same inode) continue as they are; only the
@@ -680,6 +675,7 @@ class Pipeline:
             return steady
         order = {snap.path: i for i, snap in enumerate(snaps)}
         kept = {snap.path for snap, _ in steady}
+        fresh_before = frozenset(self._fresh_streams)  # streams new after this: see retired()
         others = {path: row for path, row in files.items() if path not in kept}
         actions = identity.reconcile(
             rest,
@@ -687,7 +683,7 @@ class Pipeline:
             still_valid=self._still_valid,
             carries=self._carries,
             retired=retired,
-            stream_of=lambda snap: self._stream_id(snap.stream, born),
+            stream_of=lambda snap: self._stream_id(snap.stream),
         )
         continued = [(a.snap, a.row) for a in actions if isinstance(a, identity.Continue)]
         # Files in scan order, as if reconcile had seen them all.

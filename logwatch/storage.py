@@ -211,7 +211,17 @@ class StoredStream:
     @classmethod
     def empty(cls, stream_id: int, name: str) -> StoredStream:
         """What ``load_stream`` returns for a stream just created: nothing learned yet."""
-        return cls(stream_id, name, 0, {}, (), {}, {}, 0, None)
+        return cls(
+            id=stream_id,
+            name=name,
+            events_total=0,
+            level_counts={},
+            templates=(),
+            slot_values={},
+            field_stats={},
+            trouble_events=0,
+            model=None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -663,8 +673,8 @@ class Store:
         return inserted
 
     @cached_property
-    def _statements(self) -> _BatchStatements:
-        return _BatchStatements(self._insert)
+    def _statements(self) -> _Statements:
+        return _Statements(self._insert)
 
     def _insert(self, table: Any) -> Any:
         return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
@@ -1038,11 +1048,12 @@ _MARKER = ("marker_len", "marker_hash")
 _STREAM_TOTALS = ("events_total", "level_counts", "field_stats", "trouble_events")
 
 
-class _BatchStatements:
-    """The statements of the per-batch commit, and of a new stream or file, built once per store
-    with bound parameters: building and keying an SQLAlchemy statement costs more than SQLite
-    takes to run it (about 4 ms of a batch's commit, measured), a daemon commits a batch per file
-    per poll, and a first run over thousands of files adds a stream and a file row for each."""
+class _Statements:
+    """The statements run per batch, per new stream or file and per stream load, built once per
+    store with bound parameters: building and keying an SQLAlchemy statement costs more than
+    SQLite takes to run it (about 4 ms of a batch's commit, measured), a daemon commits a batch
+    per file per poll, and a first run over thousands of files adds a stream and a file row for
+    each."""
 
     def __init__(self, insert: Callable[[Any], Any]) -> None:
         self.stream_by_name = select(StreamRow.id).where(

@@ -82,9 +82,9 @@ def test_streams_are_loaded_only_when_they_have_stored_state_and_new_lines(
     again = make(store, log_dir, once=True).run_once(NOW + timedelta(hours=1))
     assert (again.lines, again.files_read) == (0, 0)
     assert loads == []
+    # A stream with something new is loaded: its templates and model are read back.
     with (log_dir / "app.log").open("a") as out:
         out.write("2024-05-01 12:00:00 INFO one more line\n")
-        # A stream with something new is loaded: its templates and model are read back.
     third = make(store, log_dir, once=True).run_once(NOW + timedelta(hours=2))
     assert third.lines == 1
     assert any("FROM templates" in q for q in loads) and any("FROM models" in q for q in loads)
