@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from Levenshtein import distance
+from sklearn.ensemble import IsolationForest
 
 from logwatch.detectors import NoveltyDetector, StreamDetector
 from logwatch.errors import NotFittedError
@@ -122,7 +123,9 @@ def test_direct_scores_are_scikit_learns_to_the_bit(
         train.tolist(), NAMES
     )
     assert det.direct_
-    expected = -det.forest_.score_samples(batch)
+    assert det.forest_ is None  # the walk's own arrays are all the model keeps
+    forest = IsolationForest(n_estimators=20, max_samples=max_samples, random_state=seed)
+    expected = -forest.fit(train).score_samples(batch)  # fitting is seeded: the same trees
     assert np.array_equal(det.score(batch.tolist()), expected)
 
 
