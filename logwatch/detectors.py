@@ -65,51 +65,20 @@ class StreamDetector(BaseEstimator):  # type: ignore[misc]
         self.feature_names_ = tuple(feature_names)
         self.training_ = matrix
         reference = np.asarray(-forest.score_samples(matrix), dtype=np.float64)
+        self.trees_, self.leaf_depths_, self.denominator_ = _walk_arrays(forest, matrix.shape[1])
         # The direct walk of the trees is used only where it gives scikit-learn's scores to the
         # last bit (checked here, on the training rows), so results never depend on it.
-        self.trees_: list[Any] = []  # scikit-learn's Tree objects, which the walk reads
-        self.leaf_depths_: list[NDArray[np.float64]] = []
-        self.denominator_ = 0.0
-        self.direct_ = bool(
-            _average_path_length is not None
-            and self._keep_for_walk(forest)
-            and np.array_equal(self._direct(matrix), reference)
-        )
+        self.direct_ = bool(self.trees_) and np.array_equal(self._direct(matrix), reference)
         # Once the walk is checked, the model keeps only what it reads (each tree's nodes and
         # leaf depths): without the forest object and its estimators, a model fitted on 2,000
         # rows takes 1.10 MB instead of 1.39 MB.
         self.forest_: IsolationForest | None = None if self.direct_ else forest
-        if not self.direct_:
-            self.trees_.clear()
-            self.leaf_depths_.clear()
+        if not self.direct_:  # scikit-learn scores: the walk's arrays would be dead weight
+            self.trees_, self.leaf_depths_ = [], []
         # Calibration: where a score falls among the model's own training scores.
         self.train_scores_ = np.sort(reference)
         self.n_samples_seen_ = matrix.shape[0]
         return self
-
-    def _keep_for_walk(self, forest: IsolationForest) -> bool:
-        """Keep what ``_direct`` reads of ``forest``; False when this scikit-learn lacks it."""
-        try:
-            path_lengths = forest._decision_path_lengths
-            averages = forest._average_path_length_per_tree
-            # The same for every call (scikit-learn recomputes it, input checks and all, each
-            # time: ~0.4 ms, most of a small batch's scoring).
-            self.denominator_ = float(
-                len(forest.estimators_) * _average_path_length([forest._max_samples])[0]
-            )
-            if forest._max_features != self.training_.shape[1]:
-                return False  # trees that see a subset of the columns: not walked here
-            self.trees_ = [estimator.tree_ for estimator in forest.estimators_]
-            # A leaf's depth as scikit-learn adds it up (path length + the expected length of the
-            # search its leaf cuts short - 1), one array per tree: one lookup per tree and call
-            # instead of four array operations.
-            self.leaf_depths_ = [
-                lengths + average - 1.0
-                for lengths, average in zip(path_lengths, averages, strict=True)
-            ]
-        except (AttributeError, TypeError, ValueError, IndexError):
-            return False
-        return True
 
     def _raw(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
         if self.direct_:
@@ -164,6 +133,35 @@ class StreamDetector(BaseEstimator):  # type: ignore[misc]
     ) -> StreamDetector:
         allowed = {"n_estimators", "max_samples", "random_state"}
         return cls(**{k: v for k, v in params.items() if k in allowed}).fit(training, feature_names)
+
+
+def _walk_arrays(
+    forest: IsolationForest, n_features: int
+) -> tuple[list[Any], list[NDArray[np.float64]], float]:
+    """What ``StreamDetector._direct`` reads of a fitted forest: its trees (scikit-learn's Tree
+    objects), each tree's leaf depths, and the path-length denominator; no trees when this
+    scikit-learn's forest lacks what the walk needs."""
+    if _average_path_length is None:
+        return [], [], 0.0
+    try:
+        if forest._max_features != n_features:
+            return [], [], 0.0  # trees that see a subset of the columns: not walked here
+        trees = [estimator.tree_ for estimator in forest.estimators_]
+        # A leaf's depth as scikit-learn adds it up (path length + the expected length of the
+        # search its leaf cuts short - 1), one array per tree: one lookup per tree and call
+        # instead of four array operations.
+        leaf_depths = [
+            lengths + average - 1.0
+            for lengths, average in zip(
+                forest._decision_path_lengths, forest._average_path_length_per_tree, strict=True
+            )
+        ]
+        # The same for every call (scikit-learn recomputes it, input checks and all, each
+        # time: ~0.4 ms, most of a small batch's scoring).
+        denominator = float(len(trees) * _average_path_length([forest._max_samples])[0])
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return [], [], 0.0
+    return trees, leaf_depths, denominator
 
 
 class NoveltyDetector:

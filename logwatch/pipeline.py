@@ -647,17 +647,6 @@ class Pipeline:
 
     def _plan(self, snaps: Sequence[FileSnapshot]) -> list[tuple[FileSnapshot, TrackedFile]]:
         """Match files on disk to stored rows (identity.reconcile) and record the outcome."""
-        retired_cache: dict[int, list[TrackedFile]] = {}
-
-        def retired(snap: FileSnapshot) -> list[TrackedFile]:
-            stream_id = self._stream_id(snap.stream)
-            if stream_id not in retired_cache:
-                # A stream created during this reconcile has no retired files (files are retired
-                # only after it, below): not worth a query.
-                born = stream_id in self._fresh_streams and stream_id not in fresh_before
-                retired_cache[stream_id] = [] if born else self.store.recent_retired(stream_id)
-            return retired_cache[stream_id]
-
         # Unchanged files (same path, same attributes: same inode) continue as they are; only the
         # rest needs reconciling. On an idle poll that is all of them, and reconcile does nothing.
         files = self._files
@@ -675,8 +664,19 @@ class Pipeline:
             return steady
         order = {snap.path: i for i, snap in enumerate(snaps)}
         kept = {snap.path for snap, _ in steady}
-        fresh_before = frozenset(self._fresh_streams)  # streams new after this: see retired()
         others = {path: row for path, row in files.items() if path not in kept}
+        fresh_before = frozenset(self._fresh_streams)
+        retired_cache: dict[int, list[TrackedFile]] = {}
+
+        def retired(snap: FileSnapshot) -> list[TrackedFile]:
+            stream_id = self._stream_id(snap.stream)
+            if stream_id not in retired_cache:
+                # A stream created during this reconcile has no retired files (files are retired
+                # only after it, below): not worth a query.
+                born = stream_id in self._fresh_streams and stream_id not in fresh_before
+                retired_cache[stream_id] = [] if born else self.store.recent_retired(stream_id)
+            return retired_cache[stream_id]
+
         actions = identity.reconcile(
             rest,
             others,
