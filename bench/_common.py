@@ -122,6 +122,18 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process and its reaped children (0.0 once it is gone)."""
+    try:
+        # Fields after the command name, which may hold spaces: utime, stime, cutime, cstime are
+        # the 12th to 15th of them.
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks = sum(int(f) for f in fields[11:15])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _pss_kb(pid: int) -> int:
     """Proportional set size (kB): pages shared with another process count half in each."""
     try:

@@ -179,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_backlog = 0
         done = [0] * len(targets)
         read_start = watcher.total_read()
+        cpu_start = c.proc_cpu_seconds(daemon.pid)
         start = time.time()
         next_marker = start
         k = 0
@@ -205,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 time.sleep(sleep)
         write_end = time.time()
         read_end = watcher.total_read()
+        cpu_writing = c.proc_cpu_seconds(daemon.pid) - cpu_start
         for h in handles:
             h.close()
         catch_up = wait_read(watcher, warm_total + lines_written, timeout=600)
@@ -237,6 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             [
                 ("sustained lines/s (read while writing)", sustained, ">= 20,000"),
                 ("backlog when the writing stopped", warm_total + lines_written - read_end, ""),
+                ("daemon CPU cores busy while writing", cpu_writing / wall, ""),
+                (
+                    "daemon CPU us per line read while writing",
+                    cpu_writing / max(read_end - read_start, 1) * 1e6,
+                    "",
+                ),
                 ("lines/s until all read (incl. catch-up)", drained, ""),
                 ("latency write->stored p50 s", pct(stored, 0.5), ""),
                 (
@@ -266,6 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "drained_lines_s": round(drained, 1),
                 "backlog_at_end_lines": warm_total + lines_written - read_end,
                 "catch_up_s": round(catch_up, 2),
+                "daemon_cpu_cores_writing": round(cpu_writing / wall, 3),
+                "daemon_cpu_us_per_line": round(
+                    cpu_writing / max(read_end - read_start, 1) * 1e6, 1
+                ),
                 "max_backlog_lines": max_backlog,
                 "p50_stored_s": round(pct(stored, 0.5), 3),
                 "p95_stored_s": round(pct(stored, 0.95), 3),

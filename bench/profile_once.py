@@ -2,7 +2,7 @@
 the same generated lines (CPU time, in this process), then the top functions by own time.
 
 Usage: python bench/profile_once.py [--lines 200000] [--systems all] [--seed 1] [--dir DIR]
-       [--top 15] [--no-profile] [--plain]
+       [--top 15] [--no-profile] [--plain] [--sort tottime|cumulative]
 
 The input is made by bench/generate.py (kept in ``--dir`` and reused when it is already there).
 logwatch runs in this process (no interpreter start-up or subprocess in the figure) into a fresh
@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, help="where the input is kept (default: a temporary one)")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--no-profile", action="store_true", help="skip the profiled run")
+    ap.add_argument(
+        "--sort", default="tottime", choices=("tottime", "cumulative"), help="profile order"
+    )
     ap.add_argument("--plain", action="store_true", help="templating caches off")
     args = ap.parse_args(argv)
     if args.plain:
@@ -89,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profiler.disable()
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out)
-            stats.sort_stats("tottime").print_stats(args.top)
+            stats.sort_stats(args.sort).print_stats(args.top)
             print(out.getvalue())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
