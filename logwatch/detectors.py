@@ -93,14 +93,20 @@ class StreamDetector(BaseEstimator):  # type: ignore[misc]
         call whatever the rows, which in daemon mode (a call per file per poll) was most of a
         poll's time."""
         X = np.ascontiguousarray(matrix, dtype=np.float32)
-        depths = np.zeros(X.shape[0])
+        # Most rows of a batch repeat another one (a common template's line with nothing out of
+        # range: ~4 in 5 of a live batch): each distinct row is walked once. A row's score
+        # depends on its bytes only, so the scores are the same.
+        rows = X.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        distinct = X[first]
+        depths = np.zeros(distinct.shape[0])
         for tree, leaf_depths in zip(self.trees_, self.leaf_depths_, strict=True):
-            depths += leaf_depths[tree.apply(X)]
+            depths += leaf_depths[tree.apply(distinct)]
         denominator = self.denominator_
         scores = 2 ** (
             -np.divide(depths, denominator, out=np.ones_like(depths), where=denominator != 0)
         )
-        return np.asarray(scores, dtype=np.float64)
+        return np.asarray(scores[inverse.reshape(-1)], dtype=np.float64)
 
     def score(self, X: Sequence[Sequence[float]]) -> NDArray[np.float64]:
         """Anomaly scores (higher is more anomalous) for a batch of rows."""

@@ -129,6 +129,22 @@ def test_direct_scores_are_scikit_learns_to_the_bit(
     assert np.array_equal(det.score(batch.tolist()), expected)
 
 
+def test_repeated_rows_are_walked_once_and_scored_in_place() -> None:
+    """A batch's distinct rows are walked once each; every row still gets its own score in its
+    own place (equal to scoring it alone), -0.0 and 0.0 included."""
+    det = StreamDetector(n_estimators=20, random_state=3).fit(training(), NAMES)
+    assert det.direct_  # the walk, not scikit-learn's fallback, is what is tested
+    distinct = [[0.0] * len(NAMES), [-0.0] * len(NAMES), [4.0] + [0.0] * (len(NAMES) - 1)]
+    distinct.append([9.5] * len(NAMES))
+    order = [3, 0, 0, 2, 1, 3, 0, 2, 2, 1, 0, 3]
+    batch = [distinct[i] for i in order]
+    alone = [float(det.score([row])[0]) for row in distinct]
+    assert det.score(batch).tolist() == [alone[i] for i in order]
+    assert len(set(alone)) >= 3  # not one score for everything: the places matter
+    forest = IsolationForest(n_estimators=20, random_state=3).fit(np.asarray(training()))
+    assert np.array_equal(det.score(batch), -forest.score_samples(np.asarray(batch)))
+
+
 def test_scores_fall_back_to_scikit_learn_when_the_direct_walk_disagrees(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
