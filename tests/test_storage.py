@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,6 +31,7 @@ from logwatch.storage import (
     StoredStream,
     StreamUpdate,
     TrackedFile,
+    json_text,
     make_engine,
     redact,
 )
@@ -403,6 +406,48 @@ def test_templates_are_per_stream(store: Store) -> None:
     assert [t.size for t in store.load_stream(f.stream_id).templates] == [1]
     assert [t.size for t in store.load_stream(g.stream_id).templates] == [2]
     assert [t["stream"] for t in store.templates_report(stream="b.log")] == ["b.log"]
+
+
+_JSON_LEAF = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+)
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+@given(
+    st.recursive(
+        _JSON_LEAF,
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(st.text(max_size=6) | st.integers(-5, 5), inner, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_json_columns_read_back_what_json_dumps_would_have_written(value: Any) -> None:
+    """The fast JSON writer's text decodes to exactly the values ``json.dumps``'s text decodes
+    to: big integers, NaN and infinities, integer keys and non-ASCII text included."""
+    assert _same_json(json.loads(json_text(value)), json.loads(json.dumps(value)))
+
+
+def test_json_columns_take_numpy_numbers_as_json_dumps_does() -> None:
+    value = {"score": np.float64(0.1) + np.float64(0.2), "rows": [np.float64(1e-300), 2.5]}
+    assert json.loads(json_text(value)) == json.loads(json.dumps(value))
+    assert json.loads(json_text(value))["score"] == 0.1 + 0.2  # every bit of the float kept
 
 
 def test_model_round_trip_and_replace(store: Store) -> None:
