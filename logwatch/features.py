@@ -225,14 +225,18 @@ class SlotStats:
         return count, slot_total, usual
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "v": self.hist,
+        out: dict[str, Any] = {
             "n": self.n,
             "mu": self.mean,
             "m2": self.m2,
             "num": self.numbers.to_json(),
             "nx": self.non_numeric,
         }
+        # A dropped histogram is left out rather than written as null (read back the same): a
+        # JSON value without a null is written by the fast encoder (storage.json_text).
+        if self.hist is not None:
+            out["v"] = self.hist
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> SlotStats:

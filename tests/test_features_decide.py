@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
@@ -15,6 +16,7 @@ from logwatch.features import (
     has_trouble_words,
 )
 from logwatch.records import Event, EventSketch, ParsedLine
+from logwatch.storage import json_text
 
 
 def sketch(
@@ -72,6 +74,27 @@ def test_slot_histogram_is_bounded() -> None:
     for i in range(MAX_SLOT_VALUES + 5):
         slot.observe(str(i), 1)
     assert slot.hist is None and slot.n == MAX_SLOT_VALUES + 5
+
+
+@pytest.mark.parametrize("distinct", [3, MAX_SLOT_VALUES + 5])
+def test_slot_statistics_are_stored_without_nulls_and_read_back_the_same(distinct: int) -> None:
+    """With or without its histogram (dropped past MAX_SLOT_VALUES values), a slot's stored JSON
+    holds no null (so the fast JSON writer takes it) and reads back as the same statistics."""
+    slot = SlotStats()
+    for i in range(200):
+        slot.observe(str(i % distinct * 7), 1)
+    text = json_text(slot.to_json())
+    assert "null" not in text
+    back = SlotStats.from_json(json.loads(text))
+    assert (back.hist, back.n, back.mean, back.m2, back.non_numeric) == (
+        slot.hist,
+        slot.n,
+        slot.mean,
+        slot.m2,
+        slot.non_numeric,
+    )
+    assert back.numbers == slot.numbers
+    assert (back.hist is None) == (distinct > MAX_SLOT_VALUES)
 
 
 def test_json_fields_are_judged_stream_wide() -> None:
