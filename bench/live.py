@@ -221,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Read while the writing went on; the backlog left at the end is at least the last poll
         # interval's lines plus each file's held-back last event (multiline_flush_seconds).
         sustained = (read_end - read_start) / wall
+        busy_cores = cpu_writing / wall
+        cpu_per_line_us = cpu_writing / max(read_end - read_start, 1) * 1e6
         drained = lines_written / (wall + catch_up)
         stored = [watcher.seen[t][0] - written[t] for t in written if t in watcher.seen]
         detected = [_epoch(watcher.seen[t][1]) - written[t] for t in written if t in watcher.seen]
@@ -239,12 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             [
                 ("sustained lines/s (read while writing)", sustained, ">= 20,000"),
                 ("backlog when the writing stopped", warm_total + lines_written - read_end, ""),
-                ("daemon CPU cores busy while writing", cpu_writing / wall, ""),
-                (
-                    "daemon CPU us per line read while writing",
-                    cpu_writing / max(read_end - read_start, 1) * 1e6,
-                    "",
-                ),
+                ("daemon CPU cores busy while writing", busy_cores, ""),
+                ("daemon CPU us per line read while writing", cpu_per_line_us, ""),
                 ("lines/s until all read (incl. catch-up)", drained, ""),
                 ("latency write->stored p50 s", pct(stored, 0.5), ""),
                 (
@@ -274,10 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "drained_lines_s": round(drained, 1),
                 "backlog_at_end_lines": warm_total + lines_written - read_end,
                 "catch_up_s": round(catch_up, 2),
-                "daemon_cpu_cores_writing": round(cpu_writing / wall, 3),
-                "daemon_cpu_us_per_line": round(
-                    cpu_writing / max(read_end - read_start, 1) * 1e6, 1
-                ),
+                "daemon_cpu_cores_writing": round(busy_cores, 3),
+                "daemon_cpu_us_per_line": round(cpu_per_line_us, 1),
                 "max_backlog_lines": max_backlog,
                 "p50_stored_s": round(pct(stored, 0.5), 3),
                 "p95_stored_s": round(pct(stored, 0.95), 3),

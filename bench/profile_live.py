@@ -23,7 +23,7 @@ import pstats
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,8 +71,10 @@ def _timed(
 @contextmanager
 def timed_stages(totals: dict[str, float]) -> Iterator[None]:
     """Every function of ``STAGES`` adds its wall time (one busy thread: its CPU) to ``totals``."""
-    saved = [(owner, name, getattr(owner, name)) for _, owner, name in STAGES]
-    for (label, owner, name), (_, _, original) in zip(STAGES, saved, strict=True):
+    saved = []
+    for label, owner, name in STAGES:
+        original = getattr(owner, name)
+        saved.append((owner, name, original))
         setattr(owner, name, _timed(original, label, totals))
     try:
         yield
@@ -113,23 +115,20 @@ def busy_polls(
         cpu = lines = anomalies = 0
         if profiled:
             profile = cProfile.Profile()
-        for block in blocks:
-            for (path, _), text in zip(sources, block, strict=True):
-                with path.open("a") as out:
-                    out.write(text)
-            start = time.process_time()
-            if profile is not None:
-                profile.enable()
-            if stages is not None:
-                with timed_stages(stages):
-                    summary = poller.poll(datetime.now(UTC))
-            else:
+        with timed_stages(stages) if stages is not None else nullcontext():
+            for block in blocks:
+                for (path, _), text in zip(sources, block, strict=True):
+                    with path.open("a") as out:
+                        out.write(text)
+                start = time.process_time()
+                if profile is not None:
+                    profile.enable()
                 summary = poller.poll(datetime.now(UTC))
-            if profile is not None:
-                profile.disable()
-            cpu += time.process_time() - start
-            lines += summary.lines
-            anomalies += summary.anomalies
+                if profile is not None:
+                    profile.disable()
+                cpu += time.process_time() - start
+                lines += summary.lines
+                anomalies += summary.anomalies
         poller.close()
         return cpu, lines, anomalies, profile
     finally:
@@ -146,8 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dir", type=Path, help="scratch directory (default: a temporary one)")
     ap.add_argument("--top", type=int, default=25)
-    ap.add_argument("--no-profile", action="store_true", help="skip the profiled run")
-    ap.add_argument(
+    second_run = ap.add_mutually_exclusive_group()
+    second_run.add_argument("--no-profile", action="store_true", help="skip the profiled run")
+    second_run.add_argument(
         "--stages",
         action="store_true",
         help="time the stages instead of profiling (no profiler overhead per function)",
@@ -197,17 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if stage_time:
             timed_cpu, timed_lines = results[-1][0], max(results[-1][1], 1)
             print(f"by stage, a second run ({timed_cpu / timed_lines * 1e6:.1f} us per line):")
-            c.table(
-                ["stage", "us per line", "share"],
-                [
-                    (
-                        label,
-                        stage_time.get(label, 0.0) / timed_lines * 1e6,
-                        f"{stage_time.get(label, 0.0) / timed_cpu:.0%}",
-                    )
-                    for label, _, _ in STAGES
-                ],
-            )
+            by_stage = []
+            for label, _, _ in STAGES:
+                seconds = stage_time.get(label, 0.0)
+                by_stage.append((label, seconds / timed_lines * 1e6, f"{seconds / timed_cpu:.0%}"))
+            c.table(["stage", "us per line", "share"], by_stage)
         profile = results[-1][3]
         if profile is not None:
             out = io.StringIO()

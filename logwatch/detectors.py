@@ -97,8 +97,8 @@ class StreamDetector(BaseEstimator):  # type: ignore[misc]
         # range: ~4 in 5 of a live batch): each distinct row is walked once. A row's score
         # depends on its bytes only, so the scores are the same.
         rows = X.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()
-        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-        distinct = X[first]
+        unique_rows, inverse = np.unique(rows, return_inverse=True)
+        distinct = unique_rows.view(np.float32).reshape(-1, X.shape[1])
         depths = np.zeros(distinct.shape[0])
         for tree, leaf_depths in zip(self.trees_, self.leaf_depths_, strict=True):
             depths += leaf_depths[tree.apply(distinct)]

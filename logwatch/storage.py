@@ -320,6 +320,9 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
     raise StorageError(f"database backend {backend!r} is not supported; valid: sqlite, postgresql")
 
 
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
 def json_text(value: Any) -> str:
     """A JSON column's text. A batch commit writes every changed template's slot statistics, and
     orjson writes them ~5x faster than ``json.dumps``. Whatever orjson declines (an integer beyond
@@ -334,9 +337,6 @@ def json_text(value: Any) -> str:
     if b"null" in text:  # orjson writes NaN and infinities as null, json.dumps as themselves
         return json.dumps(value)
     return text.decode()
-
-
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 class Store:

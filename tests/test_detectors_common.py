@@ -129,9 +129,9 @@ def test_direct_scores_are_scikit_learns_to_the_bit(
     assert np.array_equal(det.score(batch.tolist()), expected)
 
 
-def test_repeated_rows_are_walked_once_and_scored_in_place() -> None:
-    """A batch's distinct rows are walked once each; every row still gets its own score in its
-    own place (equal to scoring it alone), -0.0 and 0.0 included."""
+def test_repeated_rows_each_get_their_own_score_in_place() -> None:
+    """The walk scores a batch's distinct rows once each; every row of the batch still gets the
+    score it has alone, in its own place, -0.0 and 0.0 included."""
     det = StreamDetector(n_estimators=20, random_state=3).fit(training(), NAMES)
     assert det.direct_  # the walk, not scikit-learn's fallback, is what is tested
     distinct = [[0.0] * len(NAMES), [-0.0] * len(NAMES), [4.0] + [0.0] * (len(NAMES) - 1)]
