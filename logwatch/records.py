@@ -6,10 +6,14 @@ Byte offsets are positions in the file's (decompressed) byte stream; line number
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
+
+_Record = TypeVar("_Record", bound=type)
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 
@@ -25,10 +29,47 @@ def epoch_seconds(ts: datetime | None) -> float | None:
     return ts.timestamp()
 
 
+def _setter_init(cls: _Record) -> _Record:
+    """Give a frozen, slotted dataclass an ``__init__`` that stores each field through its slot's
+    own setter instead of ``object.__setattr__(self, name, value)``: the same object, still frozen
+    (assignment afterwards raises FrozenInstanceError), built in about half the time. Several of
+    these records are made per log line, where the standard frozen ``__init__`` cost ~5 us a line.
+    """
+    names: list[str] = []
+    namespace: dict[str, Any] = {"_MISSING": dataclasses.MISSING}
+    params, body = [], []
+    for f in dataclasses.fields(cls):
+        if not f.init or f.kw_only:
+            raise TypeError(f"{cls.__name__}.{f.name}: only positional init fields are supported")
+        names.append(f.name)
+        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        value = f.name
+        if f.default is not dataclasses.MISSING:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        elif f.default_factory is not dataclasses.MISSING:
+            namespace[f"_factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_MISSING")
+            value = f"_factory_{f.name}() if {f.name} is _MISSING else {f.name}"
+        else:
+            params.append(f.name)
+        body.append(f"    _set_{f.name}(self, {value})")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: __post_init__ is not supported")
+    source = f"def __init__(self, {', '.join(params)}) -> None:\n" + "\n".join(body) + "\n"
+    exec(source, namespace)  # noqa: S102 - our own field names, as dataclasses itself does
+    init: Callable[..., None] = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = dict(cls.__dict__["__init__"].__annotations__)
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
+
+
 # JSON attribute values kept from JSON log lines (nested objects are flattened to dotted keys).
 FieldValue = str | int | float | bool | None
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class FileSnapshot:
     """What the watcher saw of one regular file, from ``stat`` alone (the file is not opened)."""
@@ -45,6 +86,7 @@ class FileSnapshot:
     compressed: bool  # .gz / .bz2: read through a decompressor, offsets are decompressed bytes
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class TrackedFile:
     """A file's stored state: where it is, what it is (identity hashes), how far it was read."""
@@ -67,6 +109,7 @@ class TrackedFile:
     marker_hash: str = ""
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class RawLine:
     """One complete line read from a file, without its line terminator."""
@@ -77,6 +120,7 @@ class RawLine:
     truncated: bool = False  # the line was longer than max_line_bytes and was cut
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class ReadResult:
     """The complete lines of one bounded read, and where the next read starts."""
@@ -89,6 +133,7 @@ class ReadResult:
     problem: str | None = None  # e.g. "truncated gzip stream": reported, never silently dropped
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class ParsedLine:
     """Header fields taken from one line; ``message`` is what gets templated."""
@@ -103,6 +148,7 @@ class ParsedLine:
     layout: str = "plain"  # name of the recognised layout
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """One log event: a line, or a line and its continuation lines (stack traces)."""
@@ -125,6 +171,7 @@ class TemplateChange(enum.Enum):
     NONE = "none"
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class TemplateMatch:
     """The template an event belongs to."""
@@ -135,6 +182,7 @@ class TemplateMatch:
     slot_values: tuple[str, ...]  # original text at each variable position, in order
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class TemplateRow:
     """One stream's template as persisted: enough to rebuild the miner exactly, without pickle."""
@@ -145,6 +193,7 @@ class TemplateRow:
     size: int  # events matched so far
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class Anomaly:
     """One anomalous event, as stored and as printed."""
@@ -171,6 +220,7 @@ class Anomaly:
     closest: str | None = None
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class EventSketch:
     """The compact description of an event that detection needs; kept (bounded) for training."""
@@ -185,6 +235,7 @@ class EventSketch:
     gap: float | None = None  # seconds since the stream's previous event, by log time
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class NumericOutlier:
     """A numeric variable value far outside what its slot has held (in orders of magnitude)."""
@@ -197,6 +248,7 @@ class NumericOutlier:
     field: str | None = None
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class RareSlot:
     """The most surprising variable value of an event, for its reasons."""
@@ -209,6 +261,7 @@ class RareSlot:
     field: str | None = None  # the JSON field name, for field slots
 
 
+@_setter_init
 @dataclass(frozen=True, slots=True)
 class Features:
     """Name-keyed feature values of one event, and the facts behind them (for reasons)."""
