@@ -30,7 +30,7 @@ from pathlib import Path
 import _common as c
 from generate import LineSource, layout, load_system, parse_systems
 
-from logwatch import detectors, overview, parser, pipeline, reader, storage, templates
+from logwatch import daemon, detectors, overview, parser, pipeline, reader, storage, templates
 from logwatch.config import Config
 from logwatch.pipeline import Pipeline
 from logwatch.storage import Store
@@ -107,6 +107,7 @@ def busy_polls(
         poller.leader = True
         poller.poll(datetime.now(UTC))  # the warm-up: every stream trains its model
         gc.freeze()  # as run_daemon does after its first poll
+        daemon.tune_collector()  # and as it does from its start
         # Each round's lines are made before the clock starts.
         blocks = [
             ["".join(src.line() + "\n" for _ in range(args.per_file)) for _, src in sources]

@@ -33,6 +33,20 @@ from logwatch.storage import Store
 
 log = logging.getLogger(__name__)
 
+# Net allocations after which the cyclic collector walks its youngest generation (Python's default
+# is 700). A busy poll makes several short-lived records per line and almost no reference cycles
+# (1,818 objects collected in 200,000 lines), so at 700 the collector ran ~160 times a poll and
+# took ~7% of the daemon's CPU for nothing; at 10,000, ~2%. Memory is unaffected: acyclic objects
+# are freed when their last reference goes, whatever the threshold. (bench/README.md, issue 7.)
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_collector() -> None:
+    """Collect the youngest generation less often (``GC_YOUNG_THRESHOLD``); older ones as usual."""
+    young, older, oldest = gc.get_threshold()
+    if young:  # 0: the collector was switched off on purpose; leave it so
+        gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), older, oldest)
+
 
 class InstanceLock:
     """One daemon per (database, node): a lock file beside an SQLite database, a session-level
@@ -267,6 +281,7 @@ def run_daemon(
     Every poll first tries the master lease; ``pipeline.leader`` says whether this daemon holds
     it for that poll, and the health row records it (``role``) for ``logwatch status``."""
     stop = stop or threading.Event()
+    tune_collector()
     lease = lease or MasterLease(store)
     pruner = pruner or Pruner(store, config.retention_days)
     metrics = metrics or NullMetrics()

@@ -8,6 +8,7 @@ one with LOGWATCH_TEST_SEED=<seed>.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import signal
@@ -34,6 +35,7 @@ from daemon_harness import (
     wait_until_drained,
 )
 
+from logwatch.daemon import GC_YOUNG_THRESHOLD, tune_collector
 from logwatch.records import Anomaly
 
 pytestmark = pytest.mark.usefixtures("hang_guard")
@@ -324,3 +326,19 @@ def test_missing_log_dir_is_one_line_error(db_url: str, tmp_path: Path) -> None:
     assert lines[0].startswith("Error:"), lines[0]
     assert str(missing) in lines[0], lines[0]
     assert result.stdout == ""
+
+
+def test_the_daemon_collects_young_objects_less_often_but_never_turns_the_collector_on() -> None:
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        tune_collector()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+        gc.set_threshold(50_000, 5, 20)  # someone's higher setting is kept, and the older ones
+        tune_collector()
+        assert gc.get_threshold() == (50_000, 5, 20)
+        gc.set_threshold(0, 10, 10)  # collector switched off: stays off
+        tune_collector()
+        assert gc.get_threshold() == (0, 10, 10)
+    finally:
+        gc.set_threshold(*saved)
