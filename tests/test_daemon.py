@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,8 +36,10 @@ from daemon_harness import (
     wait_until_drained,
 )
 
-from logwatch.daemon import GC_YOUNG_THRESHOLD, tune_collector
+from logwatch.config import Config
+from logwatch.daemon import GC_YOUNG_THRESHOLD, run_daemon, tune_collector
 from logwatch.records import Anomaly
+from logwatch.storage import Store
 
 pytestmark = pytest.mark.usefixtures("hang_guard")
 
@@ -328,11 +331,17 @@ def test_missing_log_dir_is_one_line_error(db_url: str, tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
-def test_the_daemon_collects_young_objects_less_often_but_never_turns_the_collector_on() -> None:
+def test_the_daemon_collects_young_objects_less_often_but_never_turns_the_collector_on(
+    tmp_path: Path,
+) -> None:
     saved = gc.get_threshold()
+    store = Store(f"sqlite:///{tmp_path / 'gc.db'}")
     try:
+        store.upgrade()
         gc.set_threshold(700, 10, 10)
-        tune_collector()
+        stop = threading.Event()
+        stop.set()  # the daemon sets itself up, polls nothing and returns
+        run_daemon(Config(log_dir=tmp_path, db_url=store.url), store, node="gc", stop=stop)
         assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
         gc.set_threshold(50_000, 5, 20)  # someone's higher setting is kept, and the older ones
         tune_collector()
@@ -342,3 +351,4 @@ def test_the_daemon_collects_young_objects_less_often_but_never_turns_the_collec
         assert gc.get_threshold() == (0, 10, 10)
     finally:
         gc.set_threshold(*saved)
+        store.close()
