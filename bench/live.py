@@ -25,6 +25,7 @@ import itertools
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import threading
 import time
@@ -110,17 +111,15 @@ class Watcher(threading.Thread):
 
 
 def _slope(points: Sequence[tuple[float, int]]) -> float:
-    """Least-squares slope of ``points`` (NaN with fewer than two)."""
-    if len(points) < 2:
+    """Least-squares slope of ``points`` (NaN with fewer than two distinct times)."""
+    try:
+        return statistics.linear_regression(*zip(*points, strict=True)).slope
+    except (statistics.StatisticsError, TypeError):  # TypeError: no points at all
         return float("nan")
-    mt = sum(t for t, _ in points) / len(points)
-    mn = sum(n for _, n in points) / len(points)
-    var = sum((t - mt) ** 2 for t, _ in points)
-    return sum((t - mt) * (n - mn) for t, n in points) / var if var else float("nan")
 
 
 def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")
+    return statistics.fmean(values) if values else float("nan")
 
 
 def _epoch(detected: str) -> float:

@@ -35,13 +35,13 @@ def _setter_init(cls: _Record) -> _Record:
     (assignment afterwards raises FrozenInstanceError), built in about half the time. Several of
     these records are made per log line, where the standard frozen ``__init__`` cost ~5 us a line.
     """
-    names: list[str] = []
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: __post_init__ is not supported")
     namespace: dict[str, Any] = {"_MISSING": dataclasses.MISSING}
     params, body = [], []
     for f in dataclasses.fields(cls):
         if not f.init or f.kw_only:
             raise TypeError(f"{cls.__name__}.{f.name}: only positional init fields are supported")
-        names.append(f.name)
         namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
         value = f.name
         if f.default is not dataclasses.MISSING:
@@ -54,8 +54,6 @@ def _setter_init(cls: _Record) -> _Record:
         else:
             params.append(f.name)
         body.append(f"    _set_{f.name}(self, {value})")
-    if hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__}: __post_init__ is not supported")
     source = f"def __init__(self, {', '.join(params)}) -> None:\n" + "\n".join(body) + "\n"
     exec(source, namespace)  # noqa: S102 - our own field names, as dataclasses itself does
     init: Callable[..., None] = namespace["__init__"]

@@ -36,6 +36,10 @@ def test_every_record_has_the_setter_init_and_the_standard_signature() -> None:
             elif f.default_factory is dataclasses.MISSING:
                 assert p.default is inspect.Parameter.empty, (cls, f.name)
         assert cls.__init__.__qualname__ == f"{cls.__qualname__}.__init__"
+        # Ours, not dataclasses' (whose __init__ has the same name and signature): it stores
+        # every field through that field's slot setter.
+        setters = {f"_set_{f.name}" for f in fields}
+        assert setters <= set(cls.__init__.__code__.co_names), cls
 
 
 def test_built_records_are_the_same_values_still_frozen_and_survive_copies() -> None:
