@@ -904,31 +904,43 @@ class Pipeline:
         features = self._features(sketches, scoring)
         detected_at = now.astimezone(UTC).isoformat()
         if scoring.detector is not None:
-            scores = scoring.detector.score(as_matrix(features))
-            tails = scoring.detector.tail(scores)
-            # Plain signals (a novel template, a rare ERROR) keep a floor under the model's verdict:
-            # a model fitted on uniform traffic cannot separate anything and would otherwise mute
-            # them.
-            judged = [
-                (float(s), max(severity_from_tail(float(t)), warmup_severity(f)[1]))
-                for s, t, f in zip(scores, tails, features, strict=True)
-            ]
+            raw = scoring.detector.score(as_matrix(features))
+            scores, tails = raw.tolist(), scoring.detector.tail(raw).tolist()
+            # A batch's rows take few distinct scores (most are a common template's ordinary
+            # line): each tail's severity is computed once.
+            by_tail: dict[float, int] = {}
+            judged: list[tuple[float, int]] = []
+            for s, t, f in zip(scores, tails, features, strict=True):
+                severity = by_tail.get(t)
+                if severity is None:
+                    severity = by_tail[t] = severity_from_tail(t)
+                # Plain signals (a novel template, a rare ERROR) keep a floor under the model's
+                # verdict: a model fitted on uniform traffic cannot separate anything and would
+                # otherwise mute them.
+                judged.append((s, max(severity, warmup_severity(f)[1])))
         else:
             judged = [warmup_severity(f) for f in features]
         anomalies = []
+        min_severity = self.config.min_severity
         for event, sketch, feats, (score, severity) in zip(
             unique, sketches, features, judged, strict=True
         ):
-            found = decide(
-                event,
-                feats,
-                score=score,
-                severity=severity,
-                template=scoring.templates.template(sketch.template_id),
-                stream=runtime.name,
-                path=snap.path,
-                detected_at=detected_at,
-                min_severity=self.config.min_severity,
+            # decide() returns None below min_severity; most events are, so their template
+            # text (a join of its tokens) is not built for it.
+            found = (
+                decide(
+                    event,
+                    feats,
+                    score=score,
+                    severity=severity,
+                    template=scoring.templates.template(sketch.template_id),
+                    stream=runtime.name,
+                    path=snap.path,
+                    detected_at=detected_at,
+                    min_severity=min_severity,
+                )
+                if severity >= min_severity
+                else None
             )
             if found is not None:
                 found = dataclasses.replace(found, template_id=sketch.template_id)
@@ -977,11 +989,7 @@ class Pipeline:
     def _changed_rows(self, runtime: StreamRuntime) -> list[TemplateRow]:
         # Every template an event touched is dirty (its size changed). The stream statistics own the
         # count, because duplicates collapsed within a batch count in full there.
-        counts = runtime.stats.template_counts
-        return [
-            dataclasses.replace(r, size=counts.get(r.template_id, r.size))
-            for r in runtime.templates.dirty_rows()
-        ]
+        return runtime.templates.dirty_rows(runtime.stats.template_counts)
 
     def _features(self, sketches: Sequence[EventSketch], scoring: Scoring) -> list[Features]:
         stats, templates = scoring.stats, scoring.templates

@@ -11,7 +11,7 @@ import copy
 import re
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from drain3.drain import Drain, LogCluster
@@ -461,13 +461,13 @@ class StreamTemplates:
             slot_values=tuple([original[i] for i in positions]),
         )
 
-    def _row(self, cluster: Any) -> TemplateRow:
+    def _row(self, cluster: Any, size: int | None = None) -> TemplateRow:
         cid: int = cluster.cluster_id
         return TemplateRow(
             template_id=cid,
             template_tokens=tuple(cluster.log_template_tokens),
             creation_tokens=self._creation[cid],
-            size=cluster.size,
+            size=cluster.size if size is None else size,
         )
 
     def rows(self) -> list[TemplateRow]:
@@ -475,12 +475,16 @@ class StreamTemplates:
         clusters = sorted(self._drain.id_to_cluster.values(), key=lambda c: c.cluster_id)
         return [self._row(c) for c in clusters]
 
-    def dirty_rows(self) -> list[TemplateRow]:
-        """Templates created or changed (size included) since the last ``mark_clean()``."""
+    def dirty_rows(self, sizes: Mapping[int, int] | None = None) -> list[TemplateRow]:
+        """Templates created or changed (size included) since the last ``mark_clean()``.
+
+        ``sizes``: template id -> the size to record instead of Drain's count, where it has one."""
         id_to_cluster = self._drain.id_to_cluster
         # An LRU-evicted cluster (max_clusters) has nothing left to save.
         clusters = [id_to_cluster.get(cid) for cid in sorted(self._dirty)]
-        return [self._row(c) for c in clusters if c is not None]
+        if sizes is None:
+            return [self._row(c) for c in clusters if c is not None]
+        return [self._row(c, sizes.get(c.cluster_id)) for c in clusters if c is not None]
 
     def mark_clean(self) -> None:
         """Forget what changed: the caller has saved ``dirty_rows()``."""

@@ -170,6 +170,10 @@ def test_dirty_rows_track_creations_changes_and_sizes() -> None:
     [row] = st_.dirty_rows()
     assert row.template_id == a and row.size == 2
     assert row.creation_tokens == ("alpha", "job", "started")
+    # The stream's own counts (duplicates collapsed in a batch count in full) replace Drain's
+    # size where they have the template; elsewhere Drain's size stays.
+    st_.add("beta worker 4 stopped now")
+    assert [(r.template_id, r.size) for r in st_.dirty_rows({a: 7})] == [(a, 7), (b, 2)]
 
 
 def test_copy_is_independent() -> None:
