@@ -12,10 +12,14 @@ header, a never-seen message with a unique tag) goes to the next file; its write
 A watcher polls the ``anomalies`` table every 0.1 s and records when each marker first appears
 (stored). After the writing stops the bench waits for the daemon to read everything.
 
-Reported: offered and sustained lines/s (lines appended / time until the daemon had read them
-all), the largest backlog seen, latency write -> stored (p50/p95/max, observed, 0.1 s resolution)
-and write -> ``detected_at`` (the daemon stamps the poll's start, so this one can be slightly
-negative), markers missed. Issue 7 target: 20k lines/s across 100 files, p95 <= poll interval + 1 s.
+Reported: offered lines/s; the sustained rate (the slope of lines read against time while the
+files are written, past the first sixth of it) and the backlog's mean over the two halves of that
+stretch (flat = the daemon keeps up); lines read while writing over its duration (low by the one
+poll's worth of lines any poller has not read yet when the writing stops); the daemon's median
+poll, busy cores and CPU per line; latency write -> stored (p50/p95/max, observed, 0.1 s
+resolution) and write -> ``detected_at`` (the daemon stamps the poll's start, so this one can be
+slightly negative), markers missed. Issue 7 target: 20k lines/s across 100 files, p95 <= poll
+interval + 1 s.
 """
 
 from __future__ import annotations
@@ -272,8 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         c.table(
             ["measure", "value", "target"],
             [
-                ("sustained lines/s (read while writing)", sustained, ">= 20,000"),
-                ("steady read rate lines/s (slope, writing)", steady, ">= 20,000"),
+                # Lines read by the end of the writing, over its duration: low by the one poll's
+                # worth of lines that any poller has not read yet when the writing stops.
+                ("lines/s read while writing (one poll unread)", sustained, ""),
+                ("sustained lines/s (steady read rate, slope)", steady, ">= 20,000"),
                 (
                     "backlog mean, 1st / 2nd half of steady",
                     f"{backlog_halves[0]:,.0f} / {backlog_halves[1]:,.0f}",
