@@ -313,12 +313,12 @@ class StreamStats:
                     continue
                 stats = self.fields[name] = SlotStats()
             stats.observe(value, count)
-        if not sketch.slots:
+        if not sketch.positions or not sketch.values:
             return
         per_template = self.slots.get(tid)
         if per_template is None:
             per_template = self.slots[tid] = {}
-        for position, value in sketch.slots:
+        for position, value in zip(sketch.positions, sketch.values, strict=False):
             slot = per_template.get(position)
             if slot is None:
                 slot = per_template[position] = SlotStats()
@@ -522,13 +522,12 @@ def _slot_evidence(
             best is None or found[0] / found[1] < best.count / best.slot_total
         ):
             best = RareSlot(-1, value, found[0], found[1], found[2], name)
-    slots = sketch.slots
-    if not slots:
+    if not sketch.positions or not sketch.values:
         return best, (longest_z, longest_value), numeric
     per_template = stats.slots.get(sketch.template_id)
     if not per_template:
         return best, (longest_z, longest_value), numeric
-    for position, value in slots:
+    for position, value in zip(sketch.positions, sketch.values, strict=False):
         slot = per_template.get(position)
         if slot is None:
             continue

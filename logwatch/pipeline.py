@@ -849,7 +849,8 @@ class Pipeline:
         sketch = EventSketch(
             match.template_id,
             parsed.level,
-            tuple(zip(positions, match.slot_values, strict=False)),
+            positions,
+            match.slot_values,
             len(parsed.message),
             trouble,
             fields,

@@ -221,11 +221,18 @@ class Anomaly:
 @_setter_init
 @dataclass(frozen=True, slots=True)
 class EventSketch:
-    """The compact description of an event that detection needs; kept (bounded) for training."""
+    """The compact description of an event that detection needs; kept (bounded) for training.
+
+    Its variable values are ``values[i]`` at template token ``positions[i]`` (pairs up to the
+    shorter of the two). Two tuples rather than one of pairs: ``positions`` is the template's own,
+    shared by all its events, and ``values`` the match's, so a sketch adds no tuple per value. A
+    training reservoir holds max_train_samples sketches for each stream in memory (4,096 x 100
+    by default): pairs cost ~32 MB there."""
 
     template_id: int
     level: str | None
-    slots: tuple[tuple[int, str], ...]  # (template token position, original value)
+    positions: tuple[int, ...]  # template token positions of the variable values
+    values: tuple[str, ...]  # the original values at those positions
     length: int
     trouble: bool = False  # the template contains a word that means something went wrong
     fields: tuple[tuple[str, str], ...] = ()  # JSON events: scalar attributes, as text

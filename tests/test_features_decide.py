@@ -27,7 +27,9 @@ def sketch(
     position: int = 500,
     trouble: bool = False,
 ) -> EventSketch:
-    return EventSketch(tid, level, slots, 40, trouble, fields, position)
+    positions = tuple(p for p, _ in slots)
+    values = tuple(v for _, v in slots)
+    return EventSketch(tid, level, positions, values, 40, trouble, fields, position)
 
 
 def busy_stream() -> StreamStats:
