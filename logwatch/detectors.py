@@ -63,7 +63,8 @@ class StreamDetector(BaseEstimator):  # type: ignore[misc]
             random_state=self.random_state,
         ).fit(matrix)
         self.feature_names_ = tuple(feature_names)
-        self.training_ = matrix
+        # The training rows are not kept: whoever stores the model has them (the daemon keeps
+        # up to 100 fitted streams in memory, and 4,096 rows of 8 floats are 262 KB a model).
         reference = np.asarray(-forest.score_samples(matrix), dtype=np.float64)
         self.trees_, self.leaf_depths_, self.denominator_ = _walk_arrays(forest, matrix.shape[1])
         # The direct walk of the trees is used only where it gives scikit-learn's scores to the
@@ -124,11 +125,8 @@ class StreamDetector(BaseEstimator):  # type: ignore[misc]
         return np.asarray((at_least + 1) / (n + 1), dtype=np.float64)
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "params": self.get_params(),
-            "feature_names": list(self.feature_names_),
-            "training": self.training_.tolist(),
-        }
+        """What ``from_state`` needs besides the training rows (stored beside it by the caller)."""
+        return {"params": self.get_params(), "feature_names": list(self.feature_names_)}
 
     @classmethod
     def from_state(

@@ -28,7 +28,7 @@ from logwatch import identity, parser, reader, watcher
 from logwatch.ahead import Ahead, AheadFailed, can_fork
 from logwatch.config import Config
 from logwatch.crashpoints import crash_point
-from logwatch.decide import decide, severity_from_tail, warmup_severity
+from logwatch.decide import STARTUP_EVENTS, decide, severity_from_tail, warmup_severity
 from logwatch.detectors import NoveltyDetector, StreamDetector
 from logwatch.errors import SourceError, StorageError
 from logwatch.features import (
@@ -98,6 +98,8 @@ class Scoring:
     templates: StreamTemplates
     detector: StreamDetector | None
     examples: dict[int, str] = field(default_factory=dict)
+    # --once: the rows the learned detector was fitted on, until the model is stored.
+    training: list[list[float]] | None = None
 
 
 @dataclass
@@ -437,8 +439,8 @@ class Pipeline:
         # A forest fitted on a handful of events says nothing; tiny streams are scored by the plain
         # signals (novel template, rare ERROR), as in daemon mode before a stream is trained.
         if len(reservoir) >= self.config.train_min_events:
-            rows = self._features(reservoir, scratch)
-            scratch.detector = self._fit(as_matrix(rows))
+            scratch.training = as_matrix(self._features(reservoir, scratch))
+            scratch.detector = self._fit(scratch.training)
         gc.freeze()  # and what was learned: it is scored against until the stream is processed
         return scratch, recording
 
@@ -854,7 +856,9 @@ class Pipeline:
             len(parsed.message),
             trouble,
             fields,
-            stats.events_total,
+            # Counted up to STARTUP_EVENTS, all that decide() asks of it: a small int is shared
+            # instead of allocated for each of the sketches the training reservoirs keep.
+            min(stats.events_total, STARTUP_EVENTS),
             None if ts is None or last is None else max(0.0, ts - last),
         )
         stats.observe(sketch, event.count, ts)
@@ -896,12 +900,14 @@ class Pipeline:
                 runtime.detector = scoring.detector = self._fit(training)
                 runtime.since_fit = 0
                 update.model = StoredModel(
-                    "stream", runtime.detector.to_state()["params"], FEATURE_NAMES, training
+                    "stream", runtime.detector.get_params(), FEATURE_NAMES, training
                 )
         elif scoring.detector is not None and runtime.detector is None:
             runtime.detector = scoring.detector
-            state = scoring.detector.to_state()
-            update.model = StoredModel("stream", state["params"], FEATURE_NAMES, state["training"])
+            assert scoring.training is not None  # set with the detector by the learning pass
+            update.model = StoredModel(
+                "stream", scoring.detector.get_params(), FEATURE_NAMES, scoring.training
+            )
         features = self._features(sketches, scoring)
         detected_at = now.astimezone(UTC).isoformat()
         if scoring.detector is not None:

@@ -236,7 +236,9 @@ class EventSketch:
     length: int
     trouble: bool = False  # the template contains a word that means something went wrong
     fields: tuple[tuple[str, str], ...] = ()  # JSON events: scalar attributes, as text
-    position: int = 0  # events the stream had before this one (early events are not news)
+    # Events the stream had before this one, up to decide.STARTUP_EVENTS (early events are not
+    # news; nothing asks more of it).
+    position: int = 0
     gap: float | None = None  # seconds since the stream's previous event, by log time
 
 
@@ -282,7 +284,7 @@ class Features:
     nearest: str | None  # nearest established template, when the event's template is rare
     novelty: float  # normalised edit distance to ``nearest`` (0 = identical, 1 = nothing alike)
     long_value: str | None = None  # the variable value whose length is furthest from its slot's
-    position: int = 0  # events the stream had before this one
+    position: int = 0  # events the stream had before this one, up to decide.STARTUP_EVENTS
     rare_template_share: float = 0.0  # share of the stream's events whose template is rare
     rare_cut: int = 2  # a template with at most this many events is rare in this stream
     trouble_share: float = 0.0  # share of the stream's events with a failure word

@@ -147,7 +147,9 @@ def test_model_and_templates_survive_a_restart(store: Store, log_dir: Path) -> N
     reloaded = second._stream("auth.log")
     assert reloaded.detector is not None
     # Refitting the stored training sample with the stored seed gives bit-identical scores.
-    probe = runtime.detector.training_[:50]
+    stored = store.load_stream(runtime.id).model
+    assert stored is not None
+    probe = stored.training[:50]
     assert np.array_equal(runtime.detector.score(probe), reloaded.detector.score(probe))
     assert [r.template_tokens for r in runtime.templates.rows()] == [
         r.template_tokens for r in reloaded.templates.rows()
