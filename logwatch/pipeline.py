@@ -928,26 +928,19 @@ class Pipeline:
         else:
             judged = [warmup_severity(f) for f in features]
         anomalies = []
-        min_severity = self.config.min_severity
         for event, sketch, feats, (score, severity) in zip(
             unique, sketches, features, judged, strict=True
         ):
-            # decide() returns None below min_severity; most events are, so their template
-            # text (a join of its tokens) is not built for it.
-            found = (
-                decide(
-                    event,
-                    feats,
-                    score=score,
-                    severity=severity,
-                    template=scoring.templates.template(sketch.template_id),
-                    stream=runtime.name,
-                    path=snap.path,
-                    detected_at=detected_at,
-                    min_severity=min_severity,
-                )
-                if severity >= min_severity
-                else None
+            found = decide(
+                event,
+                feats,
+                score=score,
+                severity=severity,
+                template=scoring.templates.template(sketch.template_id),
+                stream=runtime.name,
+                path=snap.path,
+                detected_at=detected_at,
+                min_severity=self.config.min_severity,
             )
             if found is not None:
                 found = dataclasses.replace(found, template_id=sketch.template_id)

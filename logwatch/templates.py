@@ -445,15 +445,18 @@ class StreamTemplates:
             return None
         return self._match_of(cluster, TemplateChange.NONE, original)
 
-    def _match_of(self, cluster: Any, change: TemplateChange, original: list[str]) -> TemplateMatch:
-        tokens: tuple[str, ...] = cluster.log_template_tokens
+    def _facts(self, tokens: tuple[str, ...]) -> tuple[tuple[int, ...], str]:
+        """(positions of the variable tokens, template text) of a template's tokens, cached."""
         known = self._slots.get(tokens)
         if known is None:
             if len(self._slots) > 4096:  # old templates of changed clusters pile up otherwise
                 self._slots.clear()
             positions = tuple(i for i, t in enumerate(tokens) if _VARIABLE_TOKEN.search(t))
             known = self._slots[tokens] = (positions, " ".join(tokens))
-        positions, text = known
+        return known
+
+    def _match_of(self, cluster: Any, change: TemplateChange, original: list[str]) -> TemplateMatch:
+        positions, text = self._facts(cluster.log_template_tokens)
         return TemplateMatch(
             template_id=cluster.cluster_id,
             template=text,
@@ -482,9 +485,8 @@ class StreamTemplates:
         id_to_cluster = self._drain.id_to_cluster
         # An LRU-evicted cluster (max_clusters) has nothing left to save.
         clusters = [id_to_cluster.get(cid) for cid in sorted(self._dirty)]
-        if sizes is None:
-            return [self._row(c) for c in clusters if c is not None]
-        return [self._row(c, sizes.get(c.cluster_id)) for c in clusters if c is not None]
+        known = sizes or {}
+        return [self._row(c, known.get(c.cluster_id)) for c in clusters if c is not None]
 
     def mark_clean(self) -> None:
         """Forget what changed: the caller has saved ``dirty_rows()``."""
@@ -503,8 +505,7 @@ class StreamTemplates:
 
     def template(self, template_id: int) -> str:
         """The template text, variables shown as placeholders and <*>."""
-        text: str = self._cluster(template_id).get_template()
-        return text
+        return self._facts(self._cluster(template_id).log_template_tokens)[1]
 
     @property
     def total(self) -> int:
